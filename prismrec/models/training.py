@@ -1,0 +1,107 @@
+"""Shared training helpers: early stopping on a validation metric, BPR triplet sampling."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from prismrec.data.interactions import Interactions
+
+
+class EarlyStopping:
+    """Track a validation metric (computed by the shared :class:`Evaluator`) and keep the best state.
+
+    The model's learned attributes (names ending in ``_`` holding tensors/arrays) are
+    snapshotted when the metric improves and restored by :meth:`restore_best`.
+
+    Example:
+        >>> stopper = EarlyStopping(model, train, valid, metric="ndcg@20", patience=3)  # doctest: +SKIP
+        >>> for epoch in range(epochs):  # doctest: +SKIP
+        ...     train_one_epoch(); model._publish()
+        ...     if stopper.step(epoch): break
+        >>> stopper.restore_best()  # doctest: +SKIP
+    """
+
+    def __init__(self, model, train: Interactions, valid: Interactions | None, *, metric: str = "ndcg@20",
+                 patience: int = 5, every: int = 1) -> None:
+        from prismrec.evaluation.evaluator import Evaluator
+
+        self.model, self.train, self.valid = model, train, valid
+        self.metric, self.patience, self.every = metric, patience, max(1, every)
+        name, _, k = metric.partition("@")
+        if not k.isdigit():
+            raise ValueError(f"early-stopping metric must look like 'ndcg@20', got {metric!r}")
+        self.evaluator = Evaluator(ks=(int(k),), metrics=(name,))
+        self.best_value, self.best_epoch, self.history = -np.inf, -1, []
+        self._best_state: dict | None = None
+        self._bad_checks = 0
+
+    @property
+    def active(self) -> bool:
+        return self.valid is not None and len(self.valid) > 0
+
+    def step(self, epoch: int) -> bool:
+        """Evaluate after ``epoch`` (every ``every`` epochs); return True when training should stop."""
+        if not self.active or (epoch + 1) % self.every:
+            return False
+        value = self.evaluator.evaluate(self.model, self.valid, exclude=self.train)[self.metric]
+        self.history.append((epoch, value))
+        if value > self.best_value:
+            self.best_value, self.best_epoch, self._bad_checks = value, epoch, 0
+            self._best_state = _snapshot(self.model)
+            return False
+        self._bad_checks += 1
+        return self._bad_checks >= self.patience
+
+    def restore_best(self) -> None:
+        if self._best_state is not None:
+            for name, value in self._best_state.items():
+                setattr(self.model, name, value)
+        self.model.best_epoch_ = int(self.best_epoch)
+        self.model.validation_history_ = [[int(e), float(v)] for e, v in self.history]
+
+
+def _snapshot(model) -> dict:
+    state = {}
+    for name, value in vars(model).items():
+        if name.endswith("_") and not name.startswith("_"):
+            if isinstance(value, torch.Tensor):
+                state[name] = value.detach().clone()
+            elif isinstance(value, np.ndarray):
+                state[name] = value.copy()
+    return state
+
+
+class TripletSampler:
+    """Uniform ``(user, positive, negative)`` triplets for BPR-style losses, vectorised.
+
+    Positives are drawn uniformly over training interactions; negatives are redrawn in
+    bulk until none is one of the user's training items.
+
+    Example:
+        >>> sampler = TripletSampler(train, seed=0)  # doctest: +SKIP
+        >>> users, positives, negatives = sampler.sample(len(train))  # doctest: +SKIP
+    """
+
+    def __init__(self, train: Interactions, seed: int = 0) -> None:
+        self.train = train
+        self.generator = np.random.default_rng(seed)
+        matrix = train.matrix
+        row_of_entry = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+        self._keys = row_of_entry * train.n_items + matrix.indices  # sorted: CSR rows, sorted indices
+        self._users, self._items = train.user_index, train.item_index
+
+    def is_seen(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        keys = users.astype(np.int64) * self.train.n_items + items
+        pos = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
+        return self._keys[pos] == keys
+
+    def sample(self, n_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = self.generator.integers(0, len(self._users), size=n_samples)
+        users, positives = self._users[rows], self._items[rows]
+        negatives = self.generator.integers(0, self.train.n_items, size=n_samples)
+        for _ in range(50):
+            clash = self.is_seen(users, negatives)
+            if not clash.any():
+                break
+            negatives[clash] = self.generator.integers(0, self.train.n_items, size=int(clash.sum()))
+        return users, positives, negatives
