@@ -1,0 +1,1 @@
+"""Item encoders (text, image, CLIP, aligned, audio, video) and the feature store."""
