@@ -34,6 +34,7 @@ class EarlyStopping:
         self.best_value, self.best_epoch, self.history = -np.inf, -1, []
         self._best_state: dict | None = None
         self._bad_checks = 0
+        self.last_epoch = -1
 
     @property
     def active(self) -> bool:
@@ -41,6 +42,7 @@ class EarlyStopping:
 
     def step(self, epoch: int) -> bool:
         """Evaluate after ``epoch`` (every ``every`` epochs); return True when training should stop."""
+        self.last_epoch = epoch
         if not self.active or (epoch + 1) % self.every:
             return False
         value = self.evaluator.evaluate(self.model, self.valid, exclude=self.train)[self.metric]
@@ -56,8 +58,35 @@ class EarlyStopping:
         if self._best_state is not None:
             for name, value in self._best_state.items():
                 setattr(self.model, name, value)
-        self.model.best_epoch_ = int(self.best_epoch)
+        # without validation (or before the first check) the final state is the one kept
+        self.model.best_epoch_ = int(self.best_epoch if self._best_state is not None else self.last_epoch)
         self.model.validation_history_ = [[int(e), float(v)] for e, v in self.history]
+
+
+def train_epochs(model, train: Interactions, valid: Interactions | None, run_epoch, *, epochs: int,
+                 metric: str, patience: int, every: int, progress: bool = False) -> None:
+    """Run ``run_epoch(epoch) -> loss`` up to ``epochs`` times with early stopping on ``valid``.
+
+    ``run_epoch`` trains one epoch and publishes the model's scoring state (attributes
+    ending in ``_``); the best published state is restored at the end, and the model gets
+    ``best_epoch_``, ``validation_history_`` and ``loss_history_``.
+
+    Example:
+        >>> train_epochs(model, train, valid, run_one_epoch, epochs=20, metric="ndcg@20",
+        ...              patience=3, every=1)  # doctest: +SKIP
+    """
+    stopper = EarlyStopping(model, train, valid, metric=metric, patience=patience, every=every)
+    losses = []
+    for epoch in range(epochs):
+        losses.append(float(run_epoch(epoch)))
+        stop = stopper.step(epoch)
+        if progress:
+            checked = f", {metric}={stopper.history[-1][1]:.4f}" if stopper.history and stopper.history[-1][0] == epoch else ""
+            print(f"{type(model).__name__} epoch {epoch + 1}/{epochs}: loss={losses[-1]:.4f}{checked}", flush=True)
+        if stop:
+            break
+    stopper.restore_best()
+    model.loss_history_ = losses
 
 
 def _snapshot(model) -> dict:
