@@ -135,12 +135,12 @@ class Interactions:
                 raise ValueError(f"{source}: rating_threshold needs a rating column")
             frame = frame[frame[rating_col] >= rating_threshold]
         frame = frame.assign(_u=frame[user_col].astype(str), _i=frame[item_col].astype(str))
+        users = users or IdMap(pd.unique(frame["_u"]))  # first-seen order of the input rows
+        items = items or IdMap(pd.unique(frame["_i"]))
         if deduplicate:
             if time_col is not None:
                 frame = frame.sort_values(time_col, kind="stable")
             frame = frame.drop_duplicates(["_u", "_i"], keep="last")
-        users = users or IdMap(pd.unique(frame["_u"]))
-        items = items or IdMap(pd.unique(frame["_i"]))
         return cls(
             users=users,
             items=items,
