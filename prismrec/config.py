@@ -95,6 +95,7 @@ def parse_config(raw: dict, source: str = "<dict>") -> ExperimentConfig:
         >>> cfg.models[0].registry_name
         'bpr'
     """
+    import prismrec.models  # noqa: F401  (registers the built-in models)
     from prismrec.models.registry import available_models
 
     _build(ExperimentConfig, raw, "", source)
