@@ -1,1 +1,13 @@
-"""Item encoders (text, image, CLIP, aligned, audio, video) and the feature store."""
+"""Item encoders (text, image, CLIP, aligned, audio, video) and the feature store.
+
+Importing this package registers every built-in encoder (each module calls
+``register_encoder`` at import); model weights load lazily, on first use.
+
+Example:
+    >>> from prismrec.encoders import available_encoders, create_encoder
+    >>> "text:minilm" in available_encoders()
+    True
+"""
+from prismrec.encoders.base import EncodedItems, Encoder, hash_files, hash_state_dict
+from prismrec.encoders.registry import available_encoders, create_encoder, register_encoder
+from prismrec.encoders import text  # noqa: F401  (registers text:minilm, text:<folder>)
