@@ -120,6 +120,17 @@ def to_numbers(values, lines, source, column: str, *, integer: bool = False, uni
     return numbers
 
 
+def clean_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every cell as a stripped ``str`` in an object column, ``None`` for empty or missing cells."""
+    out = {}
+    for name in frame.columns:
+        column = frame[name]
+        text = column.astype(str).str.strip().astype(object)
+        text[column.isna().to_numpy() | (text == "").to_numpy()] = None
+        out[name] = text
+    return pd.DataFrame(out, index=frame.index)
+
+
 def ordered_ids(values) -> list[str]:
     """Unique ids as str: numeric order when every id is an integer, else first-seen order."""
     unique = pd.unique(pd.Series(values, dtype=object).astype(str))
@@ -145,8 +156,8 @@ def build_interactions(frame: pd.DataFrame, source, *, rating_threshold: float |
         if not has_rating:
             raise ValueError(f"{source}: rating_threshold={rating_threshold} needs ratings, and this file has none")
         kept = frame[frame["rating"] >= rating_threshold]
-        lost_users = ordered_ids(set(frame["user"]) - set(kept["user"]))
-        lost_items = ordered_ids(set(frame["item"]) - set(kept["item"]))
+        lost_users = ordered_ids(sorted(set(frame["user"]) - set(kept["user"])))
+        lost_items = ordered_ids(sorted(set(frame["item"]) - set(kept["item"])))
         warn_ids(source, f"users have no rating >= {rating_threshold} and are left out", lost_users)
         warn_ids(source, f"items have no rating >= {rating_threshold} and are left out", lost_items)
         frame = kept
@@ -156,8 +167,8 @@ def build_interactions(frame: pd.DataFrame, source, *, rating_threshold: float |
     warn_rows(source, "repeated (user, item) rows merged (the latest is kept)",
               sorted(frame.loc[repeated, line_col]), unit=unit)
     frame = frame[~repeated].sort_values(line_col, kind="stable")
-    users = users or IdMap(ordered_ids(frame["user"]))
-    items = items or IdMap(ordered_ids(frame["item"]))
+    users = IdMap(ordered_ids(frame["user"])) if users is None else users
+    items = IdMap(ordered_ids(frame["item"])) if items is None else items
     data = Interactions.from_frame(frame, time_col="timestamp" if has_time else None,
                                    rating_col="rating" if has_rating else None, users=users, items=items,
                                    deduplicate=False, source=str(source))

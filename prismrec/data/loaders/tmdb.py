@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from prismrec.data.catalog import ItemCatalog
-from prismrec.data.loaders._common import find_images, read_text, to_numbers, warn_rows
+from prismrec.data.loaders._common import clean_strings, find_images, read_text, to_numbers, warn_rows
 
 # CSV genre column -> MovieLens genre name
 _GENRE_NAMES = {"genre_unknown": "unknown", "Children": "Children's", "FilmNoir": "Film-Noir", "SciFi": "Sci-Fi"}
@@ -47,7 +47,7 @@ def load_tmdb_items(csv_path, posters_dir=None) -> ItemCatalog:
 
     path = Path(csv_path)
     frame = pd.read_csv(StringIO(read_text(path)), dtype=str, keep_default_na=False)
-    frame = frame.apply(lambda col: col.str.strip()).replace("", None)
+    frame = clean_strings(frame)
     missing = [c for c in _REQUIRED if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
