@@ -193,3 +193,99 @@ def create_towers(text_spec: str, image_spec: str, text_template: str | None):
         if tower.modality != modality:
             raise ValueError(f"{spec!r} is a {tower.modality!r} encoder; the {modality} tower needs a {modality} encoder")
     return text_tower, image_tower
+
+
+# ---------------------------------------------------------------------------- the encoder
+class AlignEncoder(Encoder):
+    """A trained alignment checkpoint as an item encoder (spec ``align:<checkpoint-dir>``).
+
+    Content per item is ``(text, image path)`` as read by the two towers; the vector is the
+    mean of the normalised text and image embeddings where both exist, either one where
+    only one does (``view="text"``/``"image"`` restricts to one modality).
+
+    Example:
+        >>> encoder = create_encoder("align:runs/align-ml100k", view="both")  # doctest: +SKIP
+        >>> encoder.encode(catalog).features.shape  # doctest: +SKIP
+        (1682, 256)
+    """
+
+    modality = "multimodal"
+    name = "align"
+
+    def __init__(self, checkpoint: str | Path, *, view: str = "both") -> None:
+        if view not in VIEWS:
+            raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+        self.meta, state, self.folder = read_checkpoint(checkpoint)
+        config = self.meta["config"]
+        self.view, self.config_ = view, config
+        self.heads = build_heads(config)
+        self.heads.load_state_dict(state)
+        self.heads.eval()
+        self.text_tower, self.image_tower = create_towers(
+            config["text_encoder"], config["image_encoder"], config.get("text_template"))
+        for role, tower in (("text", self.text_tower), ("image", self.image_tower)):
+            recorded = self.meta["towers"][role]["weights_hash"]
+            if tower.weights_hash() != recorded:
+                raise ValueError(f"{self.folder / 'alignment.json'}: trained with {role} tower {config[f'{role}_encoder']!r}"
+                                 f" weights {recorded[:16]}, but the installed weights hash to {tower.weights_hash()[:16]}")
+        self.dim = config["shared_dim"]
+        self._hash: str | None = None
+
+    def weights_hash(self) -> str:
+        if self._hash is None:
+            digest = hashlib.sha256()
+            for part in (self.text_tower.weights_hash(), self.image_tower.weights_hash(),
+                         hash_state_dict(self.heads.state_dict())):
+                digest.update(part.encode())
+            self._hash = digest.hexdigest()
+        return self._hash
+
+    def config(self) -> dict:
+        keys = ("text_encoder", "image_encoder", "text_template", "objective", "shared_dim", "head")
+        return {"view": self.view, **{key: self.config_.get(key) for key in keys}}
+
+    def contents(self, catalog) -> list:
+        texts = self.text_tower.contents(catalog) if self.view != "image" else [None] * len(catalog)
+        images = self.image_tower.contents(catalog) if self.view != "text" else [None] * len(catalog)
+        return [None if text is None and image is None else (text, image) for text, image in zip(texts, images)]
+
+    def content_hash(self, content) -> str:
+        text, image = content
+        parts = [self.text_tower.content_hash(text) if text is not None else "-",
+                 self.image_tower.content_hash(image) if image is not None else "-"]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+    def encode_batch(self, contents: list) -> tuple[np.ndarray, list[str | None]]:
+        n = len(contents)
+        total = torch.zeros(n, self.dim)
+        count = torch.zeros(n, 1)
+        errors: list[list[str]] = [[] for _ in range(n)]
+        for position, tower, embed in ((0, self.text_tower, self.heads.embed_text),
+                                       (1, self.image_tower, self.heads.embed_image)):
+            rows = [i for i, content in enumerate(contents) if content[position] is not None]
+            if not rows:
+                continue
+            vectors, row_errors = tower.encode_batch([contents[i][position] for i in rows])
+            good = [j for j, error in enumerate(row_errors) if error is None]
+            for j, error in enumerate(row_errors):
+                if error is not None:
+                    errors[rows[j]].append(f"{tower.modality}: {error}")
+            if good:
+                with torch.no_grad():
+                    embedded = embed(torch.as_tensor(np.asarray(vectors)[good], dtype=torch.float32))
+                index = torch.tensor([rows[j] for j in good])
+                total[index] += embedded
+                count[index] += 1
+        features = (total / count.clamp_min(1)).numpy().astype(np.float32)
+        messages = [None if count[i] > 0 else "; ".join(errors[i]) or "no usable content" for i in range(n)]
+        return features, messages
+
+
+def _align_factory(argument: str | None, *, view: str = "both") -> AlignEncoder:
+    if not argument:
+        raise ValueError("the align encoder needs a checkpoint folder: 'align:<checkpoint-dir>' "
+                         "(train one with prismrec.encoders.align_train.train_alignment)")
+    return AlignEncoder(argument, view=view)
+
+
+register_encoder("align", _align_factory)
