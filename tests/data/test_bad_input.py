@@ -226,3 +226,14 @@ def test_recbole_missing_says_how_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "recbole" else real(name, *a))
     with pytest.raises(ModuleNotFoundError, match=r"pip install --no-deps recbole==1\.2\.1"):
         load_recbole_ml100k()
+
+
+def test_generic_gzipped_tsv_blank_line_inside_is_counted_and_lines_stay_true(tmp_path):
+    path = tmp_path / "r.tsv.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write("user\titem\trating\na\t1\t5\n\nb\t2\tx\n\n\n")
+    with pytest.raises(ValueError, match=r"r\.tsv\.gz, line 4: column 'rating' expected a number, found 'x'"):
+        recorded(load_generic, path, rating_col="rating")
+    data, found = recorded(load_generic, path)
+    assert data.name == "r" and len(data.interactions) == 2
+    assert any("1 rows without a 'user' or 'item' value skipped; first lines: 3" in m for m in found), found

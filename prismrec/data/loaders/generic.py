@@ -6,6 +6,7 @@ header); Parquet positions are 1-based rows.
 """
 from __future__ import annotations
 
+import re
 from io import StringIO
 from pathlib import Path
 
@@ -38,9 +39,10 @@ def read_table(path, *, encoding: str = "utf-8") -> tuple[pd.DataFrame, str]:
     if suffix not in _SEPARATORS:
         raise ValueError(f"{path}: unsupported file type {suffix!r}; expected one of "
                          f"{sorted([*_SEPARATORS, '.parquet', '.pq'])} (optionally .gz)")
-    text = read_text(path, encoding)
+    text = re.sub(r"(\r?\n\s*)+\Z", "\n", read_text(path, encoding))  # trailing blank lines are not rows
     try:
-        frame = pd.read_csv(StringIO(text), sep=_SEPARATORS[suffix], dtype=str, keep_default_na=False)
+        frame = pd.read_csv(StringIO(text), sep=_SEPARATORS[suffix], dtype=str, keep_default_na=False,
+                            skip_blank_lines=False)  # blank lines stay rows, so line numbers stay true
     except pd.errors.ParserError as err:
         raise ValueError(f"{path}: could not parse the file as {suffix[1:].upper()}: {err}") from None
     frame = clean_strings(frame)
@@ -131,7 +133,7 @@ def load_generic(interactions_path, items_path=None, image_dir=None, *, user_col
         base = catalog or ItemCatalog(interactions.items.raw_ids, source=str(image_dir))
         images = find_images(interactions.items.raw_ids, image_dir, interactions_path)
         catalog = ItemCatalog(base.item_ids, text=base.text, media={"image": images}, source=base.source)
-    return Dataset(interactions=interactions, catalog=catalog, name=Path(interactions_path).stem)
+    return Dataset(interactions=interactions, catalog=catalog, name=Path(interactions_path).name.split(".")[0])
 
 
 def _known_rows(frame: pd.DataFrame, train: Interactions, path, unit: str) -> pd.DataFrame:
