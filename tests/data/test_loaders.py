@@ -284,15 +284,17 @@ def test_generic_csv_items_and_images(tmp_path):
     assert any("1 catalog items have no interaction" in m for m in messages(record))
 
 
-def test_generic_parquet_and_images_by_item_id(tmp_path):
+def test_generic_parquet_and_images_by_item_id(tmp_path, monkeypatch):
     import pandas as pd
+
+    monkeypatch.chdir(tmp_path)  # a relative image_dir is stored as absolute paths
 
     pd.DataFrame({"user": ["a", "b", "b"], "item": [1, 2, 3], "t": [3.0, 1.0, 2.0]}).to_parquet(tmp_path / "i.parquet")
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "1.jpg").write_bytes(b"j")
     (tmp_path / "img" / "3.webp").write_bytes(b"w")
     with pytest.warns(DataWarning, match=r"1 items have no image file \(recorded as missing\): 2"):
-        data = load_dataset("generic", tmp_path / "i.parquet", image_dir=tmp_path / "img", time_col="t")
+        data = load_dataset("generic", "i.parquet", image_dir="img", time_col="t")
     assert data.interactions.items.raw_ids.tolist() == ["1", "2", "3"]
     assert data.catalog.media["image"].tolist() == [str(tmp_path / "img" / "1.jpg"), None,
                                                     str(tmp_path / "img" / "3.webp")]

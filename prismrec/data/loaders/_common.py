@@ -187,7 +187,7 @@ def attach_catalog(catalog: ItemCatalog, items: IdMap, source) -> ItemCatalog:
 
 def find_images(item_ids, image_dir, source) -> list[str | None]:
     """``<image_dir>/<item_id>.(jpg|jpeg|png|webp)`` per item, ``None`` (counted) when absent."""
-    image_dir = Path(image_dir)
+    image_dir = Path(image_dir).absolute()  # paths stay valid when the working folder changes
     present = {}
     for path in image_dir.iterdir() if image_dir.is_dir() else []:
         if path.suffix.lower() in IMAGE_EXTENSIONS:
@@ -203,7 +203,7 @@ def check_image_paths(item_ids, paths, source) -> list[str | None]:
     out, missing = [], []
     for item, path in zip(item_ids, paths):
         if path is not None and Path(path).is_file():
-            out.append(str(path))
+            out.append(str(Path(path).absolute()))
         else:
             out.append(None)
             if path is not None:
