@@ -15,3 +15,4 @@ from prismrec.encoders import align  # noqa: F401,E402  (registers align:<checkp
 from prismrec.encoders import image  # noqa: F401  (registers image:efficientnet-lite0)
 from prismrec.encoders import audio  # noqa: F401,E402  (registers audio:logmel)
 from prismrec.encoders import video  # noqa: F401,E402  (registers video:<image encoder spec>)
+from prismrec.encoders import clip  # noqa: F401  (registers clip:, clip-image:, clip-text:)
