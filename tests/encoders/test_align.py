@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import shared_data
 
 from prismrec.data.catalog import ItemCatalog
 from prismrec.encoders.align import AlignmentHeads, AlignEncoder, contrastive_loss, reconstructive_loss
@@ -225,6 +226,18 @@ def test_encoder_combines_modalities_and_masks_missing(catalog, trained):
     assert create_encoder(f"align:{output}", view="image").id != encoder.id
 
 
+def test_align_encoder_goes_through_the_feature_store(catalog, trained, tmp_path):
+    from prismrec.encoders.store import encode_catalog
+
+    _, output = trained
+    encoder = create_encoder(f"align:{output}")
+    direct = encoder.encode(catalog)
+    stored = encode_catalog(encoder, catalog, tmp_path, progress=False)
+    again = encode_catalog(encoder, catalog, tmp_path, progress=False)
+    np.testing.assert_allclose(stored.features, direct.features, atol=1e-6)
+    assert np.array_equal(stored.mask, direct.mask) and again.report.n_encoded == 0
+
+
 def test_checkpoint_records_towers_and_hash_covers_heads(catalog, trained, tmp_path):
     _, output = trained
     meta = json.loads((output / "checkpoint" / "alignment.json").read_text())
@@ -260,3 +273,23 @@ def test_missing_checkpoint_and_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="text tower needs a text encoder"):
         train_alignment(None, text_encoder="test-align-image", image_encoder="test-align-image",
                         output_dir=tmp_path, progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+@pytest.mark.parametrize("objective", ["contrastive", "reconstructive"])
+def test_ml100k_posters_and_plots_align(objective, tmp_path_factory):
+    """Real towers (MiniLM, EfficientNet-Lite0) on ML-100k: trained heads beat untrained and random."""
+    folder = shared_data("movielens-100k-mm")
+    import prismrec.encoders  # noqa: F401  (registers the towers)
+    from prismrec.data.loaders.movielens import load_movielens_100k
+
+    catalog = load_movielens_100k(folder).catalog
+    store = tmp_path_factory.getbasetemp() / "ml100k-features"  # shared by both objectives
+    report = train_alignment(catalog, text_template="{title}. {plot}", objective=objective, epochs=30,
+                             output_dir=tmp_path_factory.mktemp(objective), feature_store=store, progress=False)
+    assert report.n_heldout_pairs > 300
+    trained, untrained = report.recall["trained"], report.recall["untrained"]
+    for direction in ("image->text", "text->image"):
+        assert trained[direction]["R@10"] > 2 * report.recall["random_expected"][direction]["R@10"]
+        assert trained[direction]["R@10"] > untrained[direction]["R@10"] + 0.03
