@@ -111,6 +111,9 @@ class TripletSampler:
         >>> users, positives, negatives = sampler.sample(len(train))  # doctest: +SKIP
     """
 
+    #: largest seen-pair bitmap (bytes) kept for O(1) look-ups; bigger data uses binary search
+    max_bitmap_bytes = 256 * 2**20
+
     def __init__(self, train: Interactions, seed: int = 0) -> None:
         self.train = train
         self.generator = np.random.default_rng(seed)
@@ -118,9 +121,15 @@ class TripletSampler:
         row_of_entry = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
         self._keys = row_of_entry * train.n_items + matrix.indices  # sorted: CSR rows, sorted indices
         self._users, self._items = train.user_index, train.item_index
+        self._bitmap = _seen_bitmap(self._keys, train.n_users * train.n_items, self.max_bitmap_bytes)
 
     def is_seen(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """True where ``(users[k], items[k])`` is a training interaction."""
         keys = users.astype(np.int64) * self.train.n_items + items
+        if self._bitmap is not None:
+            return (self._bitmap[keys >> 3] >> (keys & 7).astype(np.uint8)) & 1 == 1
+        if len(self._keys) == 0:
+            return np.zeros(len(keys), dtype=bool)
         pos = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
         return self._keys[pos] == keys
 
@@ -134,3 +143,61 @@ class TripletSampler:
                 break
             negatives[clash] = self.generator.integers(0, self.train.n_items, size=int(clash.sum()))
         return users, positives, negatives
+
+
+def _seen_bitmap(sorted_keys: np.ndarray, n_pairs: int, max_bytes: int) -> np.ndarray | None:
+    """One bit per (user, item) pair, set for ``sorted_keys`` (unique, ascending); None if too big."""
+    n_bytes = (n_pairs + 7) // 8
+    if n_bytes > max_bytes:
+        return None
+    bitmap = np.zeros(max(n_bytes, 1), dtype=np.uint8)
+    if len(sorted_keys):
+        byte_of_key = sorted_keys >> 3
+        starts = np.flatnonzero(np.r_[True, byte_of_key[1:] != byte_of_key[:-1]])
+        bits = np.left_shift(1, (sorted_keys & 7)).astype(np.uint8)
+        # keys are unique, so the bits within one byte are distinct and their sum is their OR
+        bitmap[byte_of_key[starts]] = np.add.reduceat(bits, starts).astype(np.uint8)
+    return bitmap
+
+
+class Adam:
+    """Plain dense Adam (Kingma & Ba 2015) on a list of tensors with ``.grad``.
+
+    The same update as ``torch.optim.Adam`` without weight decay, written out so that
+    training does not import ``torch._dynamo`` (seconds at start-up) and stays bit-for-bit
+    reproducible on CPU.
+
+    Example:
+        >>> import torch
+        >>> weight = torch.nn.Parameter(torch.tensor([1.0]))
+        >>> optimizer = Adam([weight], learning_rate=0.1)
+        >>> (weight ** 2).sum().backward(); optimizer.step()
+        >>> round(weight.item(), 4)
+        0.9
+    """
+
+    def __init__(self, params, *, learning_rate: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.params = list(params)
+        self.learning_rate, self.betas, self.eps = learning_rate, betas, eps
+        self.steps = 0
+        self._first = [torch.zeros_like(p) for p in self.params]
+        self._second = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self) -> None:
+        for param in self.params:
+            param.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.steps += 1
+        beta1, beta2 = self.betas
+        step_size = self.learning_rate / (1 - beta1**self.steps)
+        bias_correction2 = (1 - beta2**self.steps) ** 0.5
+        for param, first, second in zip(self.params, self._first, self._second):
+            if param.grad is None:
+                continue
+            first.mul_(beta1).add_(param.grad, alpha=1 - beta1)
+            second.mul_(beta2).addcmul_(param.grad, param.grad, value=1 - beta2)
+            denominator = (second.sqrt() / bias_correction2).add_(self.eps)
+            param.addcdiv_(first, denominator, value=-step_size)
