@@ -14,6 +14,7 @@ import os
 import re
 import time
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,72 +31,129 @@ _STALE_TEMP_SECONDS = 3600.0
 def content_keys(content_hashes: list[str]) -> np.ndarray:
     """Fixed-width 32-byte store keys (dtype ``S32``) for content hashes.
 
+    A 64-digit hex hash (sha256, as :meth:`Encoder.content_hash` gives) is used as it is;
+    any other string is hashed with sha256 first.
+
     Example:
         >>> content_keys(["abc", "abc", "xyz"]).shape, content_keys(["abc"]).dtype
         ((3,), dtype('S32'))
     """
-    digests = b"".join(hashlib.sha256(str(h).encode("utf-8")).digest() for h in content_hashes)
+    hashes = [str(h) for h in content_hashes]
+    try:  # fast path: every hash is 64 hex digits
+        digests = bytes.fromhex("".join(hashes)) if all(len(h) == 64 for h in hashes) else None
+    except ValueError:
+        digests = None
+    if digests is None:
+        digests = b"".join(_key(h) for h in hashes)
     return np.frombuffer(digests, dtype="S32").copy() if digests else np.empty(0, dtype="S32")
 
 
-class ShardTable:
-    """Everything stored for one encoder, held in memory and sorted by key.
+def _key(content_hash: str) -> bytes:
+    if len(content_hash) == 64:
+        try:
+            return bytes.fromhex(content_hash)
+        except ValueError:
+            pass
+    return hashlib.sha256(content_hash.encode("utf-8")).digest()
 
-    ``find(keys)`` returns, per key, the row in ``features``/``ok``/``messages`` or -1.
-    Rows added with :meth:`add` are merged in lazily (one sort per lookup, not per batch).
+
+def _prefix(keys: np.ndarray) -> np.ndarray:
+    """First 8 bytes of each 32-byte key as big-endian uint64 (sorts like the keys)."""
+    raw = np.ascontiguousarray(keys.astype("S32")).view(np.uint8).reshape(-1, 32)[:, :8]
+    return np.ascontiguousarray(raw).view(">u8").reshape(-1).astype(np.uint64)
+
+
+class ShardTable:
+    """Everything stored for one encoder: the shards' arrays plus one sorted key index.
+
+    Vectors stay in the arrays they were read into (no copy of the whole store); the index
+    maps each key, in sorted order, to its shard and row. ``find(keys)`` is one
+    ``np.searchsorted`` and returns index positions (-1 where a key is not stored) for
+    :meth:`features_at`, :meth:`ok_at` and :meth:`message_at`. Shards added with
+    :meth:`add` join the index lazily, at the next lookup.
     """
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
         self.damaged: list[tuple[Path, str]] = []  # shards ignored while loading
         self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-        self._merged: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._index: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # keys, part, row
+        self._key_prefixes = np.empty(0, dtype=np.uint64)
 
     def add(self, keys: np.ndarray, features: np.ndarray, ok: np.ndarray, messages: np.ndarray) -> None:
         self._parts.append((keys, features, ok, messages))
-        self._merged = None
+        self._index = None
 
-    def _merge(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        if self._merged is None:
-            if not self._parts:
-                empty = (np.empty(0, "S32"), np.zeros((0, self.dim), np.float32), np.zeros(0, bool),
-                         np.empty(0, object))
-                self._merged = empty
-                return empty
-            keys, features, ok, messages = (np.concatenate(column) for column in zip(*self._parts))
-            # a key stored twice (e.g. by two concurrent runs): the last shard wins
-            unique, first_in_reversed = np.unique(keys[::-1], return_index=True)
-            rows = len(keys) - 1 - first_in_reversed
-            self._merged = (unique, features[rows], ok[rows], messages[rows])
-            self._parts = [self._merged]
-        return self._merged
+    def _build(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self._index is None:
+            sizes = [len(part[0]) for part in self._parts]
+            keys = np.concatenate([part[0] for part in self._parts]) if self._parts else np.empty(0, "S32")
+            part = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+            row = np.concatenate([np.arange(n, dtype=np.int64) for n in sizes]) if sizes else part.astype(np.int64)
+            if not (len(sizes) <= 1 and np.all(keys[1:] > keys[:-1])):  # a compacted shard is sorted already
+                # a key stored twice (e.g. by two concurrent runs): the last shard wins
+                _, first_in_reversed = np.unique(keys[::-1], return_index=True)
+                pick = len(keys) - 1 - first_in_reversed
+                keys, part, row = keys[pick], part[pick], row[pick]
+            self._index = (keys, part, row)
+            self._key_prefixes = _prefix(keys)
+        return self._index
 
     def __len__(self) -> int:
-        return len(self._merge()[0])
+        return len(self._build()[0])
 
     @property
     def keys(self) -> np.ndarray:
-        return self._merge()[0]
-
-    @property
-    def features(self) -> np.ndarray:
-        return self._merge()[1]
-
-    @property
-    def ok(self) -> np.ndarray:
-        return self._merge()[2]
-
-    @property
-    def messages(self) -> np.ndarray:
-        return self._merge()[3]
+        """Stored keys, sorted and unique."""
+        return self._build()[0]
 
     def find(self, keys: np.ndarray) -> np.ndarray:
-        """Row of each key in this table, -1 where the key is not stored (vectorised)."""
-        stored = self.keys
+        """Index position of each key, -1 where the key is not stored (vectorised).
+
+        The search runs on the keys' first 8 bytes as integers (much faster than on
+        32-byte strings); full keys are then compared, so a shared prefix never matches
+        the wrong key, and those rare cases are searched again on the full key.
+        """
+        stored, prefixes = self.keys, self._key_prefixes
         if len(stored) == 0 or len(keys) == 0:
             return np.full(len(keys), -1, dtype=np.int64)
-        position = np.minimum(np.searchsorted(stored, keys), len(stored) - 1)
-        return np.where(stored[position] == keys, position, -1).astype(np.int64)
+        wanted = _prefix(keys)
+        position = np.minimum(np.searchsorted(prefixes, wanted), len(stored) - 1)
+        hit = stored[position] == keys
+        shared_prefix = ~hit & (prefixes[position] == wanted)
+        if shared_prefix.any():
+            again = np.minimum(np.searchsorted(stored, keys[shared_prefix]), len(stored) - 1)
+            position[shared_prefix], hit[shared_prefix] = again, stored[again] == keys[shared_prefix]
+        return np.where(hit, position, -1).astype(np.int64)
+
+    def features_at(self, positions: np.ndarray) -> np.ndarray:
+        """float32 ``[len(positions), dim]`` vectors at index positions (gathered shard by shard)."""
+        _, part, row = self._build()
+        if len(self._parts) == 1:
+            return np.take(self._parts[0][1], row[positions], axis=0)
+        out = np.empty((len(positions), self.dim), dtype=np.float32)
+        which = part[positions]
+        for number in np.unique(which):
+            selected = which == number
+            out[selected] = self._parts[number][1][row[positions[selected]]]
+        return out
+
+    def ok_at(self, positions: np.ndarray) -> np.ndarray:
+        _, part, row = self._build()
+        ok = np.concatenate([p[2] for p in self._parts]) if self._parts else np.zeros(0, bool)
+        offsets = np.cumsum([0] + [len(p[2]) for p in self._parts])
+        return ok[offsets[part[positions]] + row[positions]]
+
+    def message_at(self, position: int) -> str | None:
+        _, part, row = self._build()
+        return self._parts[part[position]][3][row[position]]
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(keys, features, ok, messages)`` of every stored key, in key order (for compaction)."""
+        keys, part, row = self._build()
+        everything = np.arange(len(keys))
+        messages = np.array([self._parts[p][3][r] for p, r in zip(part, row)], dtype=object)
+        return keys, self.features_at(everything), self.ok_at(everything), messages
 
 
 class ShardDamaged(Exception):
@@ -104,7 +162,10 @@ class ShardDamaged(Exception):
 
 def write_shard(path: Path, keys: np.ndarray, features: np.ndarray, ok: np.ndarray,
                 messages: np.ndarray, *, encoder_id: str) -> None:
-    """Write a shard (keys, vectors, ok flags, error messages) via a temporary file + rename."""
+    """Write a shard (keys, vectors, ok flags, error messages), sorted by key, via a temporary file."""
+    order = np.argsort(keys, kind="stable")
+    if np.any(order != np.arange(len(order))):
+        keys, features, ok, messages = keys[order], features[order], ok[order], np.asarray(messages)[order]
     key_bytes = np.ascontiguousarray(keys.astype("S32")).view(np.uint8).reshape(-1, 32)
     features = np.ascontiguousarray(features, dtype=np.float32)
     ok = np.ascontiguousarray(ok, dtype=bool)
@@ -140,10 +201,11 @@ def read_shard(path: Path, *, encoder_id: str, dim: int):
 
 
 def _checksum(key_bytes: np.ndarray, features: np.ndarray, ok: np.ndarray) -> str:
-    digest = hashlib.sha256()
+    """CRC-32 over the three arrays (catches truncation and bit rot; not a security check)."""
+    crc = 0
     for array in (key_bytes, features, ok):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
+        crc = zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"), crc)
+    return f"crc32:{crc:08x}"
 
 
 def shard_rows(path: Path) -> int:

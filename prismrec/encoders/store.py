@@ -156,7 +156,7 @@ class FeatureStore:
                 set_aside(path, str(damage))
         self._counters[encoder_id] = max(self._counters.get(encoder_id, 0), max_counter(paths)) + 1
         merged = self.folder(encoder_id) / f"shard-{self._counters[encoder_id]:06d}-{secrets.token_hex(4)}.safetensors"
-        write_shard(merged, table.keys, table.features, table.ok, table.messages, encoder_id=encoder_id)
+        write_shard(merged, *table.arrays(), encoder_id=encoder_id)
         for path in merge:
             path.unlink(missing_ok=True)
         return self.shard_paths(encoder_id)
@@ -313,20 +313,23 @@ def _safe_encode(encoder, encoder_id: str, dim: int, batch: list):
 
 def _assemble(encoder_id, contents, present, keys, table, raised, dim) -> tuple[StoredEncodedItems, set[int]]:
     """Gather stored rows into catalog order (one vectorised lookup); also rows that failed uncached."""
-    features = np.zeros((len(contents), dim), dtype=np.float32)
-    mask = np.zeros(len(contents), dtype=bool)
     rows = table.find(keys)
     found = rows >= 0
     good = found.copy()
-    good[found] = table.ok[rows[found]]
-    features[present[good]] = table.features[rows[good]]
+    good[found] = table.ok_at(rows[found])
+    mask = np.zeros(len(contents), dtype=bool)
     mask[present[good]] = True
+    if mask.all():  # the usual case: gather straight into the result
+        features = table.features_at(rows)
+    else:
+        features = np.zeros((len(contents), dim), dtype=np.float32)
+        features[present[good]] = table.features_at(rows[good])
     errors: dict[int, str] = {}
     retried: set[int] = set()
     for index in np.flatnonzero(~good):
         row = int(present[index])
         if found[index]:
-            errors[row] = table.messages[rows[index]] or "failed"
+            errors[row] = table.message_at(rows[index]) or "failed"
         else:
             errors[row] = raised.get(bytes(keys[index]), "not encoded")
             retried.add(row)

@@ -24,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from prismrec.data.catalog import ItemCatalog
 from prismrec.encoders.base import Encoder, hash_state_dict
+from prismrec.encoders.shards import ShardTable, content_keys
 from prismrec.encoders.store import EncodeReport, FeatureStore, encode_catalog
 
 N_BUCKETS = 32
@@ -253,6 +254,34 @@ def test_an_encoder_returning_the_wrong_shape_is_a_clear_error(tmp_path):
 
 
 # ----------------------------------------------------------------------------- disk layout
+
+
+def test_shard_table_lookup_across_shards_with_shared_prefixes_and_duplicates():
+    def key(prefix: bytes, last: int) -> bytes:
+        return prefix + bytes(31 - len(prefix)) + bytes([last])
+
+    same = b"\x07" * 8  # three keys share their first 8 bytes (the integer the search runs on)
+    first = np.array([key(same, 3), key(b"\x01", 0), key(same, 1)], dtype="S32")
+    second = np.array([key(same, 2), key(b"\x01", 0)], dtype="S32")  # re-stores key(b"\x01", 0)
+    table = ShardTable(dim=2)
+    table.add(first, np.array([[3, 3], [0, 0], [1, 1]], np.float32), np.array([True, True, False]),
+              np.array([None, None, "bad"], dtype=object))
+    table.add(second, np.array([[2, 2], [9, 9]], np.float32), np.ones(2, bool), np.full(2, None, dtype=object))
+    assert len(table) == 4
+    wanted = np.array([key(same, 2), key(same, 3), key(b"\x01", 0), key(same, 9), key(same, 1)], dtype="S32")
+    rows = table.find(wanted)
+    assert rows[3] == -1 and (rows[[0, 1, 2, 4]] >= 0).all()
+    np.testing.assert_array_equal(table.features_at(rows[[0, 1, 2]]), [[2, 2], [3, 3], [9, 9]])  # last wins
+    assert table.ok_at(rows[[0, 4]]).tolist() == [True, False] and table.message_at(rows[4]) == "bad"
+    keys, features, ok, messages = table.arrays()
+    assert keys.tolist() == sorted(keys.tolist()) and features[:, 0].tolist() == [9, 1, 2, 3]
+    assert messages.tolist() == [None, "bad", None, None]
+
+
+def test_content_keys_use_hex_hashes_as_they_are_and_hash_other_strings():
+    digest = hashlib.sha256(b"poster bytes").hexdigest()
+    keys = content_keys([digest, "missing-file:abc"])
+    assert keys[0] == bytes.fromhex(digest) and keys[1] == hashlib.sha256(b"missing-file:abc").digest()
 
 
 def test_shards_are_compacted_and_no_temporary_files_are_left(tmp_path):
