@@ -217,7 +217,7 @@ class AlignEncoder(Encoder):
             raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
         self.meta, state, self.folder = read_checkpoint(checkpoint)
         config = self.meta["config"]
-        self.view, self.config_ = view, config
+        self.view, self.checkpoint_config = view, config
         self.heads = build_heads(config)
         self.heads.load_state_dict(state)
         self.heads.eval()
@@ -242,7 +242,7 @@ class AlignEncoder(Encoder):
 
     def config(self) -> dict:
         keys = ("text_encoder", "image_encoder", "text_template", "objective", "shared_dim", "head")
-        return {"view": self.view, **{key: self.config_.get(key) for key in keys}}
+        return {"view": self.view, **{key: self.checkpoint_config.get(key) for key in keys}}
 
     def contents(self, catalog) -> list:
         texts = self.text_tower.contents(catalog) if self.view != "image" else [None] * len(catalog)

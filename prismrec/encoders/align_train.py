@@ -186,7 +186,8 @@ def train_alignment(catalog, *, text_encoder: str = "text:minilm", image_encoder
                 bars.bar.update(task, advance=1, description=f"epoch {epoch + 1} loss {loss:.4f}")
     report = AlignmentReport.build(
         trained=heads, untrained=untrained, heldout=(pairs["heldout"].text, pairs["heldout"].image),
-        config=config, towers=towers, n_train=len(train_rows), epochs=epochs, resumed_from_epoch=start_epoch,
+        config=config, towers=towers, n_train=len(train_rows), epochs=history[-1]["epoch"] if history else 0,
+        resumed_from_epoch=start_epoch,
         history=history, checkpoint_dir=str(folder), seed=seed)
     report.save(output_dir)
     return report

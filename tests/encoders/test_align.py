@@ -194,6 +194,8 @@ def test_resume_two_plus_two_equals_four_straight(catalog, tmp_path, monkeypatch
     assert all(torch.equal(a[key], b[key]) for key in a)
     files = sorted(p.name for p in (tmp_path / "resumed" / "checkpoint").iterdir())
     assert files == ["alignment.json", "heads-epoch0004.safetensors", "optimizer-epoch0004.pt"]
+    finished = train_alignment(catalog, epochs=3, output_dir=tmp_path / "resumed", **FAST)  # nothing left to do
+    assert finished.epochs == 4 and finished.resumed_from_epoch == 4 and finished.recall == resumed.recall
 
 
 def test_resume_refuses_a_different_run(catalog, tmp_path):
