@@ -91,7 +91,7 @@ def load_audio(path, *, max_seconds: float | None = None) -> tuple[np.ndarray, i
 
     Example:
         >>> samples, rate = load_audio("tone.wav")  # doctest: +SKIP
-        >>> samples.dtype, samples.ndim
+        >>> samples.dtype, samples.ndim  # doctest: +SKIP
         (dtype('float32'), 1)
     """
     path = Path(path)
