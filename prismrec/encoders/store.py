@@ -103,6 +103,12 @@ class FeatureStore:
         return table
 
     def _load_table(self, encoder_id: str, dim: int) -> ShardTable:
+        meta = self.folder(encoder_id) / "meta.json"
+        if meta.is_file():
+            stored_dim = json.loads(meta.read_text(encoding="utf-8")).get("dim")
+            if stored_dim is not None and int(stored_dim) != dim:
+                raise ValueError(f"{meta}: encoder {encoder_id!r} was stored with dimension {stored_dim}, "
+                                 f"but the encoder now reports {dim}")
         for _attempt in range(5):  # a concurrent compaction may delete a shard we listed
             table = ShardTable(dim)
             try:
@@ -124,13 +130,18 @@ class FeatureStore:
         table = self.table(encoder_id, features.shape[1])
         if not (folder / "meta.json").exists():
             atomic_write_json(folder / "meta.json", {"encoder_id": encoder_id, "dim": int(features.shape[1])})
-        if encoder_id not in self._counters:
-            self._counters[encoder_id] = max_counter(self.shard_paths(encoder_id))
-        self._counters[encoder_id] += 1
-        path = folder / f"shard-{self._counters[encoder_id]:06d}-{secrets.token_hex(4)}.safetensors"
+        path = self._new_shard_path(encoder_id)
         write_shard(path, keys, features, ok, messages, encoder_id=encoder_id)
         table.add(keys, features, ok, messages)
         return path
+
+    def _new_shard_path(self, encoder_id: str) -> Path:
+        """Next counter (the folder is listed once per store object) plus a random part for concurrent writers."""
+        if encoder_id not in self._counters:
+            self._counters[encoder_id] = max_counter(self.shard_paths(encoder_id))
+        counter = self._counters[encoder_id] + 1
+        self._counters[encoder_id] = counter
+        return self.folder(encoder_id) / f"shard-{counter:06d}-{secrets.token_hex(4)}.safetensors"
 
     def compact(self, encoder_id: str, dim: int) -> list[Path]:
         """Merge the small shards into one; returns the shard files that remain.
@@ -152,10 +163,11 @@ class FeatureStore:
         for path in merge:
             try:
                 table.add(*read_shard(path, encoder_id=encoder_id, dim=dim))
+            except FileNotFoundError:  # merged away by a concurrent compaction
+                continue
             except ShardDamaged as damage:
                 set_aside(path, str(damage))
-        self._counters[encoder_id] = max(self._counters.get(encoder_id, 0), max_counter(paths)) + 1
-        merged = self.folder(encoder_id) / f"shard-{self._counters[encoder_id]:06d}-{secrets.token_hex(4)}.safetensors"
+        merged = self._new_shard_path(encoder_id)
         write_shard(merged, *table.arrays(), encoder_id=encoder_id)
         for path in merge:
             path.unlink(missing_ok=True)
@@ -255,6 +267,7 @@ def encode_catalog(encoder: Encoder, catalog: ItemCatalog, store: FeatureStore |
             EncodeFailure(row, str(catalog.item_ids[row]), _short(contents[row]), message, row not in retried_rows)
             for row, message in sorted(result.errors.items())],
         n_damaged_shards=len(table.damaged), seconds=time.perf_counter() - started)
+    table.damaged = []  # reported once
     if progress and (result.report.n_encoded or result.report.n_failed):
         from rich.console import Console
 

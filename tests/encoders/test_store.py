@@ -278,6 +278,13 @@ def test_shard_table_lookup_across_shards_with_shared_prefixes_and_duplicates():
     assert messages.tolist() == [None, "bad", None, None]
 
 
+def test_reading_a_store_with_another_dimension_is_a_clear_error(tmp_path):
+    encoder = TrigramTextEncoder()
+    run(encoder, text_catalog(3), FeatureStore(tmp_path))
+    with pytest.raises(ValueError, match="stored with dimension 8, but the encoder now reports 5"):
+        FeatureStore(tmp_path).table(encoder.id, 5)
+
+
 def test_content_keys_use_hex_hashes_as_they_are_and_hash_other_strings():
     digest = hashlib.sha256(b"poster bytes").hexdigest()
     keys = content_keys([digest, "missing-file:abc"])
