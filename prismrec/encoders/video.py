@@ -65,7 +65,7 @@ def _frames_at_times(container, stream, targets: np.ndarray, seek_gap: float) ->
     """
     chosen, current, pending, decoder = [], None, None, None
     for target in targets:
-        latest = pending or current
+        latest = pending if pending is not None else current
         if decoder is None or (latest is not None and latest.time is not None and target - latest.time > seek_gap):
             container.seek(max(0, int(target / float(stream.time_base))), stream=stream, backward=True)
             decoder, current, pending = container.decode(stream), None, None
