@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="PrismRec: multimodal recommendation.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out_console = Console()
 
 
@@ -127,6 +127,103 @@ def models() -> None:
 
     _setup(None)
     out_console.print("\n".join(available_models()))
+
+
+def _parse_options(pairs: list[str]) -> dict:
+    """``["frames=8", "pooling=mean"]`` -> ``{"frames": 8, "pooling": "mean"}`` (numbers and booleans parsed)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option must look like key=value, got {pair!r}")
+        options[key] = _scalar(value)
+    return options
+
+
+def _scalar(text: str):
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _load_for_content(data: str, path: Optional[Path]):
+    from prismrec.data.loaders import load_dataset
+
+    dataset = load_dataset(data, None if path is None else str(path))
+    if dataset.catalog is None:
+        raise ValueError(f"data set {dataset.name!r} (loader {data!r}) has no item catalog to encode")
+    return dataset
+
+
+@app.command()
+@_friendly_errors
+def encode(
+    data: str = typer.Option(..., help="Loader name, e.g. movielens_100k, recbole_ml100k, generic."),
+    encoder: str = typer.Option(..., help="Encoder spec, e.g. text:minilm, image:efficientnet-lite0, align:DIR."),
+    path: Optional[Path] = typer.Option(None, help="Data path for the loader."),
+    option: list[str] = typer.Option([], "--option", help="Encoder option key=value (repeatable), e.g. template=..."),
+    cache: Path = typer.Option(Path(".prismrec_cache"), help="Feature store folder."),
+    out: Optional[Path] = typer.Option(None, help="Also write the features (.npy) and mask (.mask.npy) here."),
+    batch_size: int = typer.Option(32),
+    progress: bool = typer.Option(True),
+) -> None:
+    """Encode a catalog's items through the resumable feature store and report failures."""
+    import numpy as np
+
+    import prismrec.encoders  # noqa: F401  (registers the built-in encoders)
+    from prismrec.encoders.registry import create_encoder
+    from prismrec.encoders.store import FeatureStore, encode_catalog
+    from prismrec.io import atomic_path
+
+    _setup(2)
+    dataset = _load_for_content(data, path)
+    item_encoder = create_encoder(encoder, **_parse_options(option))
+    catalog = dataset.catalog.aligned_to(dataset.interactions.items)
+    result = encode_catalog(item_encoder, catalog, FeatureStore(cache), batch_size=batch_size, progress=progress)
+    out_console.print(str(result.report), highlight=False, markup=False)
+    if out is not None:
+        for target, array in ((out, result.features), (out.with_suffix(".mask.npy"), result.mask)):
+            with atomic_path(target) as tmp:
+                with open(tmp, "wb") as handle:
+                    np.save(handle, array)
+        console.print(f"wrote {out} {result.features.shape} and {out.with_suffix('.mask.npy')}")
+
+
+@app.command()
+@_friendly_errors
+def align(
+    out: Path = typer.Option(..., "--out", help="Output folder: checkpoint/, report.json, report.md."),
+    data: str = typer.Option("movielens_100k", help="Loader name of a data set with images and text."),
+    path: Optional[Path] = typer.Option(None, help="Data path for the loader."),
+    text_encoder: str = typer.Option("text:minilm"),
+    image_encoder: str = typer.Option("image:efficientnet-lite0"),
+    template: Optional[str] = typer.Option(None, help='Text template, e.g. "{title}. {plot}".'),
+    objective: str = typer.Option("contrastive", help="contrastive (symmetric InfoNCE) or reconstructive."),
+    epochs: int = typer.Option(30),
+    batch_size: int = typer.Option(128),
+    learning_rate: float = typer.Option(1e-3),
+    shared_dim: int = typer.Option(256),
+    seed: int = typer.Option(0),
+    resume: bool = typer.Option(True, help="Continue from the last checkpoint in --out."),
+    progress: bool = typer.Option(True),
+) -> None:
+    """Train PrismRec's CLIP-style aligned encoder on in-domain image-text pairs; report retrieval."""
+    import prismrec.encoders  # noqa: F401
+    from prismrec.encoders.align_train import train_alignment
+
+    _setup(2)
+    dataset = _load_for_content(data, path)
+    report = train_alignment(
+        dataset.catalog, text_encoder=text_encoder, image_encoder=image_encoder, text_template=template,
+        objective=objective, shared_dim=shared_dim, epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, seed=seed, output_dir=out, resume=resume, progress=progress)
+    out_console.print(report.to_markdown(), highlight=False, markup=False)
+    console.print(f"checkpoint: {out}; use it as encoder spec align:{out}")
 
 
 @app.command()
