@@ -1,0 +1,74 @@
+"""LightGCN-specific checks: the normalised graph and the propagation with its gradient."""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from prismrec.models import LightGCN
+from prismrec.models.graph import (
+    bipartite_adjacency,
+    normalized_bipartite_adjacency,
+    propagate_layer_mean,
+    to_torch_sparse_csr,
+)
+
+S2, HALF = 2**-0.5, 0.5
+
+
+def test_normalized_adjacency_of_a_hand_computed_2x2_graph():
+    # user 0 likes items 0 and 1, user 1 likes item 1: degrees u0=2, u1=1, i0=1, i1=2
+    ratings = sp.csr_matrix(np.array([[1.0, 1.0], [0.0, 1.0]]))
+    expected = np.array([
+        [0, 0, 1 / np.sqrt(2 * 1), 1 / np.sqrt(2 * 2)],
+        [0, 0, 0, 1 / np.sqrt(1 * 2)],
+        [1 / np.sqrt(1 * 2), 0, 0, 0],
+        [1 / np.sqrt(2 * 2), 1 / np.sqrt(2 * 1), 0, 0],
+    ], dtype=np.float32)
+    normalized = normalized_bipartite_adjacency(ratings)
+    np.testing.assert_allclose(normalized.toarray(), expected, rtol=1e-6)
+    assert normalized.dtype == np.float32 and expected[0, 3] == HALF and expected[1, 3] == np.float32(S2)
+
+
+def test_isolated_nodes_and_repeated_interactions():
+    # user 1 and item 2 have no interactions; the repeated (0, 0) entry counts once
+    ratings = sp.csr_matrix((np.array([2.0, 1.0]), (np.array([0, 0]), np.array([0, 1]))), shape=(2, 3))
+    adjacency = bipartite_adjacency(ratings)
+    assert adjacency.shape == (5, 5) and adjacency[0, 2] == 1.0
+    normalized = normalized_bipartite_adjacency(ratings).toarray()
+    assert np.isfinite(normalized).all()
+    assert not normalized[1].any() and not normalized[4].any()
+    np.testing.assert_allclose(normalized[0, 2], S2, rtol=1e-6)
+
+
+def test_torch_sparse_conversion_keeps_values():
+    matrix = normalized_bipartite_adjacency(sp.random(6, 5, density=0.4, random_state=0, format="csr"))
+    tensor = to_torch_sparse_csr(matrix)
+    assert tensor.layout == torch.sparse_csr and tensor.dtype == torch.float32
+    np.testing.assert_array_equal(tensor.to_dense().numpy(), matrix.toarray())
+
+
+def test_propagation_and_its_gradient_match_dense_autograd():
+    normalized = normalized_bipartite_adjacency(sp.random(7, 6, density=0.4, random_state=1, format="csr"))
+    dense = torch.from_numpy(normalized.toarray())
+    embeddings = torch.randn(13, 3, generator=torch.Generator().manual_seed(0))
+    weights = torch.randn(13, 3, generator=torch.Generator().manual_seed(1))
+    for adjacency in (to_torch_sparse_csr(normalized), to_torch_sparse_csr(normalized).to_sparse_coo()):
+        ours = embeddings.clone().requires_grad_(True)
+        output = propagate_layer_mean(adjacency, ours, 3)
+        (output * weights).sum().backward()
+        reference = embeddings.clone().requires_grad_(True)
+        layers = [reference]
+        for _ in range(3):
+            layers.append(dense @ layers[-1])
+        expected = torch.stack(layers).mean(0)
+        (expected * weights).sum().backward()
+        torch.testing.assert_close(output, expected, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(ours.grad, reference.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_published_embeddings_are_what_score_uses(checkerboard):
+    model = LightGCN(embedding_size=8, n_layers=2, epochs=3, seed=0).fit(checkerboard)
+    assert model.user_embeddings_.shape == (60, 8) and model.item_embeddings_.shape == (40, 8)
+    torch.testing.assert_close(model.score([0, 59]), model.user_embeddings_[[0, 59]] @ model.item_embeddings_.T)
+    assert model.best_epoch_ == 2 and len(model.loss_history_) == 3
