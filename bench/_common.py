@@ -74,22 +74,27 @@ def load_item_features():
 
 
 def epoch_seconds(fit, *, warm: int = 1, timed: int = 2) -> tuple[float, dict]:
-    """Seconds per epoch as ``(T(warm + timed) - T(warm)) / timed``.
+    """Wall seconds per epoch as ``(T(warm + timed) - T(warm)) / timed``, plus CPU seconds.
 
     ``fit(epochs)`` trains a fresh model for ``epochs`` epochs. The difference cancels
     every per-fit cost (data structures, graph building, thread start-up), so only the
-    training epochs remain, measured the same way for every library.
+    training epochs remain, measured the same way for every library. The same difference
+    of process CPU time (user + system, all threads) is returned as ``cpu_seconds_per_epoch``.
     """
-    short = timed_call(lambda: fit(warm))
-    long = timed_call(lambda: fit(warm + timed))
+    short, short_cpu = timed_call(lambda: fit(warm))
+    long, long_cpu = timed_call(lambda: fit(warm + timed))
     per_epoch = (long - short) / timed
-    return per_epoch, {"fit_seconds": {str(warm): round(short, 3), str(warm + timed): round(long, 3)}}
+    return per_epoch, {
+        "cpu_seconds_per_epoch": round((long_cpu - short_cpu) / timed, 4),
+        "fit_seconds": {str(warm): round(short, 3), str(warm + timed): round(long, 3)},
+    }
 
 
-def timed_call(function) -> float:
-    start = time.perf_counter()
+def timed_call(function) -> tuple[float, float]:
+    """``(wall seconds, process CPU seconds)`` spent in ``function()``."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     function()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - start_cpu
 
 
 def peak_rss_mb() -> float:
@@ -100,6 +105,7 @@ def peak_rss_mb() -> float:
 def emit(library: str, version: str, task: str, **figures) -> None:
     """Print the single JSON line the driver parses."""
     record = {
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "library": library, "version": version, "task": task, "python": platform.python_version(),
         "threads": THREADS, **figures, "peak_rss_mb": round(peak_rss_mb(), 1),
     }

@@ -24,7 +24,7 @@ make_env() {  # make_env NAME
 setup_cornac() {
     make_env cornac
     local pip="$ENVS/cornac/bin/python -m pip"
-    $pip install -q "torch==2.13.0" cornac
+    $pip install -q "torch==2.13.0" cornac pandas  # pandas: the runner reads the split CSVs
     # implicit ships manylinux wheels; it is optional (BPR reference only).
     $pip install -q --only-binary=:all: implicit || echo "implicit: no wheel, skipped" >&2
     "$ENVS/cornac/bin/python" -c "import cornac, torch; print('cornac', cornac.__version__, 'torch', torch.__version__)"
@@ -38,7 +38,7 @@ setup_recbole() {
     "$pip" -m pip install -q --no-deps "recbole==1.2.1"
     # What recbole's config/data/model/trainer modules import (the runner does
     # not use recbole.quick_start, which would also pull in ray).
-    "$pip" -m pip install -q colorlog colorama texttable psutil pyyaml tqdm tensorboard
+    "$pip" -m pip install -q "colorlog==4.7.2" "colorama==0.4.4" texttable psutil pyyaml tqdm tensorboard
     "$ENVS/recbole/bin/python" -c "import recbole, torch; from recbole.config import Config; from recbole.trainer import Trainer; from recbole.model.general_recommender import LightGCN; print('recbole', recbole.__version__, 'torch', torch.__version__)"
 }
 
