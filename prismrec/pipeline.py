@@ -74,7 +74,15 @@ def encode_item_features(encoder_spec: str, options: dict, dataset: Dataset, cac
 
 def fit_model(model_config: ModelConfig, split: Split, features: dict[str, np.ndarray], *, progress: bool = True):
     """Create and fit one model; returns ``(model, seconds)``."""
-    model = create_model(model_config.registry_name, model_config.params)
+    params = dict(model_config.params)
+    if model_config.features and "feature_names" not in params:
+        import inspect
+
+        from prismrec.models.registry import get_model_class
+
+        if "feature_names" in inspect.signature(get_model_class(model_config.registry_name).__init__).parameters:
+            params["feature_names"] = list(model_config.features)  # e.g. VBPR reads the config's features
+    model = create_model(model_config.registry_name, params)
     item_features = {name: features[name] for name in model_config.features}
     started = time.perf_counter()
     model.fit(split.train, split.valid, item_features=item_features, progress=progress)
