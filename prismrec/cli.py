@@ -231,6 +231,8 @@ def align(
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Output folder."),
     epochs: int = typer.Option(30, help="Maximum epochs per model (early stopping on valid NDCG@20)."),
+    multimodal: bool = typer.Option(True, help="Add VBPR over MiniLM embeddings of titles and genres."),
+    cache: Path = typer.Option(Path(".prismrec_cache"), help="Feature store folder."),
     progress: bool = typer.Option(True),
 ) -> None:
     """Compare models on the MovieLens-100k copy that ships inside the recbole package."""
@@ -239,7 +241,7 @@ def demo(
     from prismrec.pipeline import run_comparison
 
     _setup(2)
-    cfg = demo_config(epochs=epochs)
+    cfg = demo_config(epochs=epochs, multimodal=multimodal, feature_cache=str(cache))
     report = run_comparison(cfg, out, progress=progress, log=lambda msg: console.print(msg, highlight=False))
     out_console.print(rich_table(report))
     console.print(f"wrote {out}/results.md")
