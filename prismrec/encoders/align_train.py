@@ -132,8 +132,8 @@ class _Progress:
 
 
 def train_alignment(catalog, *, text_encoder: str = "text:minilm", image_encoder: str = "image:efficientnet-lite0",
-                    text_template: str | None = None, objective: str = "contrastive", head: str = "linear",
-                    shared_dim: int = 256, epochs: int = 30, batch_size: int = 128, learning_rate: float = 1e-3,
+                    text_template: str | None = None, objective: str = "contrastive", head: str = "mlp",
+                    shared_dim: int = 256, epochs: int = 10, batch_size: int = 128, learning_rate: float = 1e-3,
                     weight_decay: float = 0.01, heldout_fraction: float = 0.2, seed: int = 0,
                     output_dir: str | Path, feature_store: str | Path | None = None, resume: bool = True,
                     progress: bool = True) -> AlignmentReport:

@@ -86,7 +86,7 @@ for _name, _cls in (("test-align-text", _WordTower), ("test-align-image", _Array
         register_encoder(_name, lambda argument, _cls=_cls, **options: _cls(**options))
 
 TOWERS = {"text_encoder": "test-align-text", "image_encoder": "test-align-image"}
-FAST = {**TOWERS, "shared_dim": 16, "batch_size": 32, "learning_rate": 0.01, "progress": False}
+FAST = {**TOWERS, "head": "linear", "shared_dim": 16, "batch_size": 32, "learning_rate": 0.01, "progress": False}
 
 
 @pytest.fixture(scope="module")
@@ -171,9 +171,10 @@ def test_trained_alignment_beats_untrained_and_random(trained):
     assert [h["epoch"] for h in report.history] == list(range(1, 31))
 
 
-def test_reconstructive_objective_also_aligns(catalog, tmp_path):
-    report = train_alignment(catalog, objective="reconstructive", epochs=40, output_dir=tmp_path, **FAST)
-    assert report.objective == "reconstructive"
+@pytest.mark.parametrize("objective", ["contrastive", "reconstructive"])
+def test_mlp_heads_and_reconstructive_objective_also_align(objective, catalog, tmp_path):
+    report = train_alignment(catalog, objective=objective, epochs=40, output_dir=tmp_path, **{**FAST, "head": "mlp"})
+    assert report.objective == objective and report.config["head"] == "mlp"
     assert report.recall["trained"]["mean"] > report.recall["untrained"]["mean"] + 0.3
     assert report.recall["trained"]["image->text"]["R@5"] >= 0.7
 
@@ -288,7 +289,7 @@ def test_ml100k_posters_and_plots_align(objective, tmp_path_factory):
 
     catalog = load_movielens_100k(folder).catalog
     store = tmp_path_factory.getbasetemp() / "ml100k-features"  # shared by both objectives
-    report = train_alignment(catalog, text_template="{title}. {plot}", objective=objective, epochs=30,
+    report = train_alignment(catalog, text_template="{title}. {plot}", objective=objective, epochs=10,
                              output_dir=tmp_path_factory.mktemp(objective), feature_store=store, progress=False)
     assert report.n_heldout_pairs > 300
     trained, untrained = report.recall["trained"], report.recall["untrained"]
