@@ -1,12 +1,17 @@
 """BPR-MF (Rendle et al. 2009): matrix factorisation trained with the pairwise BPR loss.
 
-Training is hand-written SGD on whole batches of triplets: gather the rows, compute
-``x_uij``, the sigmoid and the gradients in a few vectorised torch operations, and
-``index_add_`` the updates. Every sample of a batch sees the parameters as they were at
-the start of the batch (like Hogwild within a batch); repeated rows add up their updates.
+Training runs a compiled (numba) SGD kernel over the epoch's triplets. The default,
+``batch_size=1``, is Rendle's plain per-sample SGD on one thread: no synchronisation, so it
+stays fast on a busy machine. With ``batch_size > 1`` every sample of a batch takes its
+gradient terms from the parameters as they were at the start of the batch (computed in
+parallel); then the updates are applied row by row in sample order, each row by one
+thread. Either way the result is the same for any number of threads, and a seed fixes it.
 """
 from __future__ import annotations
 
+import math
+
+import numba
 import numpy as np
 import torch
 
@@ -14,52 +19,108 @@ from prismrec.models.base import Recommender
 from prismrec.models.training import TripletSampler, train_epochs
 
 
-def bpr_sgd_step(user_factors: torch.Tensor, item_factors: torch.Tensor, item_bias: torch.Tensor,
-                 users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor,
-                 learning_rate: float, regularization: float) -> float:
-    """One SGD step (in place) on ``sum ln σ(x_uij) - λ/2 ||θ||²`` for a batch of triplets.
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _bpr_epoch(user_factors, item_factors, item_bias, users, positives, negatives,
+               batch_size, learning_rate, regularization, n_threads):  # pragma: no cover - compiled
+    n_samples, n_factors = len(users), user_factors.shape[1]
+    weighted_users = np.empty((batch_size, n_factors), dtype=np.float32)
+    weighted_differences = np.empty((batch_size, n_factors), dtype=np.float32)
+    weights = np.empty(batch_size, dtype=np.float32)
+    losses = np.empty(batch_size, dtype=np.float64)
+    decay = np.float32(1.0 - learning_rate * regularization)
+    total_loss = 0.0
+    for start in range(0, n_samples, batch_size):
+        size = min(batch_size, n_samples - start)
+        for s in numba.prange(size):  # gradient terms from the batch-start parameters
+            u, i, j = users[start + s], positives[start + s], negatives[start + s]
+            x = item_bias[i] - item_bias[j]
+            for f in range(n_factors):
+                x += user_factors[u, f] * (item_factors[i, f] - item_factors[j, f])
+            losses[s] = math.log1p(math.exp(-x)) if x > -30.0 else -x  # -ln σ(x)
+            weight = learning_rate / (1.0 + math.exp(min(x, 30.0)))  # learning_rate * σ(-x)
+            weights[s] = weight
+            for f in range(n_factors):
+                weighted_users[s, f] = weight * user_factors[u, f]
+                weighted_differences[s, f] = weight * (item_factors[i, f] - item_factors[j, f])
+        for owner in numba.prange(n_threads):  # each row is updated by one thread, in sample order
+            for s in range(size):
+                u, i, j = users[start + s], positives[start + s], negatives[start + s]
+                if u % n_threads == owner:
+                    for f in range(n_factors):
+                        user_factors[u, f] = decay * user_factors[u, f] + weighted_differences[s, f]
+                if i % n_threads == owner:
+                    item_bias[i] = decay * item_bias[i] + weights[s]
+                    for f in range(n_factors):
+                        item_factors[i, f] = decay * item_factors[i, f] + weighted_users[s, f]
+                if j % n_threads == owner:
+                    item_bias[j] = decay * item_bias[j] - weights[s]
+                    for f in range(n_factors):
+                        item_factors[j, f] = decay * item_factors[j, f] - weighted_users[s, f]
+        for s in range(size):
+            total_loss += losses[s]
+    return total_loss
 
-    ``x_uij = b_i - b_j + p_u · (q_i - q_j)``; the L2 term covers the rows and biases the
-    batch touches. Returns the batch loss ``-sum ln σ(x_uij)`` (before the update).
+
+@numba.njit(cache=True, nogil=True)
+def _bpr_epoch_sequential(user_factors, item_factors, item_bias, users, positives, negatives,
+                          learning_rate, regularization):  # pragma: no cover - compiled
+    n_factors = user_factors.shape[1]
+    decay = np.float32(1.0 - learning_rate * regularization)
+    total_loss = 0.0
+    for s in range(len(users)):  # plain SGD: one sample at a time, in order
+        u, i, j = users[s], positives[s], negatives[s]
+        x = item_bias[i] - item_bias[j]
+        for f in range(n_factors):
+            x += user_factors[u, f] * (item_factors[i, f] - item_factors[j, f])
+        total_loss += math.log1p(math.exp(-x)) if x > -30.0 else -x
+        weight = np.float32(learning_rate / (1.0 + math.exp(min(x, 30.0))))
+        item_bias[i] = decay * item_bias[i] + weight
+        item_bias[j] = decay * item_bias[j] - weight
+        for f in range(n_factors):
+            user_value, positive_value, negative_value = user_factors[u, f], item_factors[i, f], item_factors[j, f]
+            user_factors[u, f] = decay * user_value + weight * (positive_value - negative_value)
+            item_factors[i, f] = decay * positive_value + weight * user_value
+            item_factors[j, f] = decay * negative_value - weight * user_value
+    return total_loss
+
+
+def bpr_sgd_epoch(user_factors: torch.Tensor, item_factors: torch.Tensor, item_bias: torch.Tensor,
+                  users: np.ndarray, positives: np.ndarray, negatives: np.ndarray, *, learning_rate: float,
+                  regularization: float, batch_size: int = 1) -> float:
+    """Apply triplets in place with SGD on ``ln σ(x_uij) - λ/2 ||θ||²``; returns ``-Σ ln σ(x_uij)``.
+
+    ``x_uij = b_i - b_j + p_u · (q_i - q_j)``. Each row touched by a sample is first shrunk
+    by ``1 - learning_rate * λ``, then moved by ``learning_rate`` times its log-likelihood
+    gradient taken at the batch start. Tensors must be float32, contiguous, on the CPU.
 
     Example:
-        >>> import torch
-        >>> users, items, bias = torch.zeros(1, 2), torch.eye(2), torch.zeros(2)
-        >>> users[0, 0] = 1.0
-        >>> _ = bpr_sgd_step(users, items, bias, torch.tensor([0]), torch.tensor([1]), torch.tensor([0]), 0.5, 0.0)
+        >>> import numpy as np, torch
+        >>> users, items, bias = torch.tensor([[1.0, 0.0]]), torch.eye(2), torch.zeros(2)
+        >>> _ = bpr_sgd_epoch(users, items, bias, np.array([0]), np.array([1]), np.array([0]),
+        ...                   learning_rate=0.5, regularization=0.0)
         >>> [round(b, 4) for b in bias.tolist()]  # x = -1, σ(-x) ≈ 0.731: positive up, negative down
         [-0.3655, 0.3655]
     """
-    user_rows = user_factors.index_select(0, users)  # index_select is ~10x faster than fancy indexing
-    positive_rows, negative_rows = item_factors.index_select(0, positives), item_factors.index_select(0, negatives)
-    positive_bias, negative_bias = item_bias.index_select(0, positives), item_bias.index_select(0, negatives)
-    difference = positive_rows - negative_rows
-    x = (user_rows * difference).sum(1).add_(positive_bias).sub_(negative_bias)
-    loss = -torch.nn.functional.logsigmoid(x).sum().item()
-    # step = learning_rate * gradient of the objective; d ln σ(x) / dx = σ(-x)
-    weight = torch.sigmoid(x.neg_()).mul_(learning_rate)
-    decay = -learning_rate * regularization
-    weight_column = weight.unsqueeze(1)
-    user_step = difference.mul_(weight_column).add_(user_rows, alpha=decay)
-    weighted_user = user_rows.mul_(weight_column)
-    positive_step = positive_rows.mul_(decay).add_(weighted_user)
-    negative_step = negative_rows.mul_(decay).sub_(weighted_user)
-    positive_bias_step = positive_bias.mul_(decay).add_(weight)
-    negative_bias_step = negative_bias.mul_(decay).sub_(weight)
-    user_factors.index_add_(0, users, user_step)
-    item_factors.index_add_(0, positives, positive_step)
-    item_factors.index_add_(0, negatives, negative_step)
-    item_bias.index_add_(0, positives, positive_bias_step)
-    item_bias.index_add_(0, negatives, negative_bias_step)
-    return loss
+    tensors = (user_factors, item_factors, item_bias)
+    if any(t.dtype != torch.float32 or not t.is_contiguous() or t.device.type != "cpu" for t in tensors):
+        raise ValueError("bpr_sgd_epoch needs contiguous float32 CPU tensors")
+    arrays = [t.numpy() for t in tensors]
+    indices = [np.ascontiguousarray(a, dtype=np.int64) for a in (users, positives, negatives)]
+    if batch_size <= 1:
+        return float(_bpr_epoch_sequential(*arrays, *indices, float(learning_rate), float(regularization)))
+    n_threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n_threads)
+    return float(_bpr_epoch(*arrays, *indices, min(batch_size, max(len(indices[0]), 1)),
+                            float(learning_rate), float(regularization), n_threads))
 
 
 class BPR(Recommender):
     """BPR-MF with item biases: ``score(u, i) = b_i + p_u · q_i``.
 
     One epoch draws ``len(train)`` uniform triplets (user, seen item, unseen item) and
-    applies them in batches of ``batch_size``. With ``valid`` given, training stops early
-    on ``early_stopping_metric`` and keeps the best epoch (``best_epoch_``).
+    applies them in batches of ``batch_size`` (see :func:`bpr_sgd_epoch`). With ``valid``
+    given, training stops early on ``early_stopping_metric`` and keeps the best epoch
+    (``best_epoch_``). Threads (``batch_size > 1`` only): ``torch.get_num_threads()``.
 
     Example:
         >>> model = BPR(factors=32, epochs=20, seed=0).fit(split.train, split.valid)  # doctest: +SKIP
@@ -67,7 +128,7 @@ class BPR(Recommender):
     """
 
     def __init__(self, *, factors: int = 64, epochs: int = 30, learning_rate: float = 0.05,
-                 regularization: float = 0.001, batch_size: int = 8192, init_std: float = 0.1,
+                 regularization: float = 0.001, batch_size: int = 1, init_std: float = 0.1,
                  early_stopping_metric: str = "ndcg@20", patience: int = 5, eval_every: int = 1,
                  seed: int = 0) -> None:
         self.factors, self.epochs, self.learning_rate = factors, epochs, learning_rate
@@ -83,22 +144,16 @@ class BPR(Recommender):
         sampler = TripletSampler(train, seed=self.seed)
 
         def run_epoch(epoch: int) -> float:
-            return self._train_epoch(sampler, len(train))
+            users, positives, negatives = sampler.sample(len(train))
+            loss = bpr_sgd_epoch(self.user_factors_, self.item_factors_, self.item_bias_, users, positives,
+                                 negatives, learning_rate=self.learning_rate, regularization=self.regularization,
+                                 batch_size=self.batch_size)
+            return loss / max(len(train), 1)
 
         train_epochs(self, train, valid, run_epoch, epochs=self.epochs, metric=self.early_stopping_metric,
                      patience=self.patience, every=self.eval_every, progress=progress)
 
-    def _train_epoch(self, sampler: TripletSampler, n_samples: int) -> float:
-        """Draw ``n_samples`` triplets and apply them in batches; returns the mean BPR loss."""
-        users, positives, negatives = (torch.from_numpy(a) for a in sampler.sample(n_samples))
-        total = 0.0
-        for start in range(0, n_samples, self.batch_size):
-            batch = slice(start, start + self.batch_size)
-            total += bpr_sgd_step(self.user_factors_, self.item_factors_, self.item_bias_, users[batch],
-                                  positives[batch], negatives[batch], self.learning_rate, self.regularization)
-        return total / max(n_samples, 1)
-
     def score(self, user_ids) -> torch.Tensor:
         self._check_fitted()
         users = torch.as_tensor(np.asarray(user_ids, dtype=np.int64))
-        return torch.addmm(self.item_bias_.unsqueeze(0), self.user_factors_[users], self.item_factors_.T)
+        return torch.addmm(self.item_bias_.unsqueeze(0), self.user_factors_.index_select(0, users), self.item_factors_.T)
