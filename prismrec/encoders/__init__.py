@@ -10,6 +10,7 @@ Example:
 """
 from prismrec.encoders.base import EncodedItems, Encoder, hash_files, hash_state_dict
 from prismrec.encoders.registry import available_encoders, create_encoder, register_encoder
+from prismrec.encoders.store import EncodeReport, FeatureStore, encode_catalog
 from prismrec.encoders import text  # noqa: F401  (registers text:minilm, text:<folder>)
 from prismrec.encoders import align  # noqa: F401,E402  (registers align:<checkpoint-dir>)
 from prismrec.encoders import image  # noqa: F401  (registers image:efficientnet-lite0)
