@@ -204,12 +204,13 @@ def align(
     image_encoder: str = typer.Option("image:efficientnet-lite0"),
     template: Optional[str] = typer.Option(None, help='Text template, e.g. "{title}. {plot}".'),
     objective: str = typer.Option("contrastive", help="contrastive (symmetric InfoNCE) or reconstructive."),
-    epochs: int = typer.Option(30),
+    epochs: int = typer.Option(10, help="Held-out recall peaks early on small catalogues; 10 is a safe default."),
     batch_size: int = typer.Option(128),
     learning_rate: float = typer.Option(1e-3),
     shared_dim: int = typer.Option(256),
     seed: int = typer.Option(0),
     resume: bool = typer.Option(True, help="Continue from the last checkpoint in --out."),
+    cache: Path = typer.Option(Path(".prismrec_cache"), help="Feature store for the towers' features."),
     progress: bool = typer.Option(True),
 ) -> None:
     """Train PrismRec's CLIP-style aligned encoder on in-domain image-text pairs; report retrieval."""
@@ -221,7 +222,8 @@ def align(
     report = train_alignment(
         dataset.catalog, text_encoder=text_encoder, image_encoder=image_encoder, text_template=template,
         objective=objective, shared_dim=shared_dim, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, seed=seed, output_dir=out, resume=resume, progress=progress)
+        learning_rate=learning_rate, seed=seed, output_dir=out, feature_store=cache, resume=resume,
+        progress=progress)
     out_console.print(report.to_markdown(), highlight=False, markup=False)
     console.print(f"checkpoint: {out}; use it as encoder spec align:{out}")
 
