@@ -1,10 +1,11 @@
 """LightGCN (He et al. 2020): embeddings smoothed over the user-item graph, trained with BPR.
 
 The normalised adjacency ``Â`` is built once (torch sparse CSR). Every mini-batch
-propagates all embeddings through ``n_layers`` layers, as the model requires, so the cost
+propagates the embeddings through ``n_layers`` layers, as the model requires, so the cost
 of an epoch is set by the number of batches: the default batch is large (8192 triplets),
-triplets are sampled for the whole epoch at once, and the propagation's backward pass
-reuses ``Â`` (it is symmetric) instead of building a transposed copy.
+triplets are sampled for the whole epoch at once, only the batch's rows of the last layer
+are computed, and the backward pass starts from the batch's rows and reuses ``Â`` (it is
+symmetric) instead of a transposed copy (see :func:`graph.propagated_rows`).
 """
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ import numpy as np
 import torch
 
 from prismrec.models.base import Recommender
-from prismrec.models.graph import normalized_bipartite_adjacency, propagate_layer_mean, to_torch_sparse_csr
+from prismrec.models.graph import (
+    normalized_bipartite_adjacency,
+    propagate_layer_mean,
+    propagated_rows,
+    to_torch_sparse_csr,
+)
 from prismrec.models.training import Adam, TripletSampler, train_epochs
 
 
@@ -66,9 +72,11 @@ class LightGCN(Recommender):
 
     def _batch_loss(self, adjacency, embeddings, users, positives, negatives) -> torch.Tensor:
         """Mean BPR loss of the batch plus ``reg/2 * ||layer-0 rows||² / batch``."""
-        propagated = propagate_layer_mean(adjacency, embeddings, self.n_layers)
-        user_rows = propagated.index_select(0, users)
-        x = (user_rows * (propagated.index_select(0, positives) - propagated.index_select(0, negatives))).sum(1)
+        # only the batch's rows of the propagated table are needed (and differentiated)
+        rows, position = torch.unique(torch.cat([users, positives, negatives]), return_inverse=True)
+        propagated = propagated_rows(adjacency, embeddings, rows, self.n_layers)
+        user_rows, positive_rows, negative_rows = propagated.index_select(0, position).view(3, len(users), -1)
+        x = (user_rows * (positive_rows - negative_rows)).sum(1)
         ego = torch.cat([embeddings.index_select(0, nodes) for nodes in (users, positives, negatives)])
         return -torch.nn.functional.logsigmoid(x).mean() + self.reg * 0.5 * ego.pow(2).sum() / len(users)
 

@@ -10,6 +10,7 @@ from prismrec.models.graph import (
     bipartite_adjacency,
     normalized_bipartite_adjacency,
     propagate_layer_mean,
+    propagated_rows,
     to_torch_sparse_csr,
 )
 
@@ -72,3 +73,18 @@ def test_published_embeddings_are_what_score_uses(checkerboard):
     assert model.user_embeddings_.shape == (60, 8) and model.item_embeddings_.shape == (40, 8)
     torch.testing.assert_close(model.score([0, 59]), model.user_embeddings_[[0, 59]] @ model.item_embeddings_.T)
     assert model.best_epoch_ == 2 and len(model.loss_history_) == 3
+
+
+def test_propagated_rows_equal_the_full_propagation_and_its_gradient():
+    normalized = to_torch_sparse_csr(normalized_bipartite_adjacency(sp.random(8, 7, density=0.4, random_state=2)))
+    embeddings = torch.randn(15, 4, generator=torch.Generator().manual_seed(2))
+    rows = torch.tensor([0, 5, 9, 14])
+    weights = torch.randn(4, 4, generator=torch.Generator().manual_seed(3))
+    for n_layers in (0, 1, 3):
+        ours, reference = embeddings.clone().requires_grad_(True), embeddings.clone().requires_grad_(True)
+        output = propagated_rows(normalized, ours, rows, n_layers)
+        expected = propagate_layer_mean(normalized, reference, n_layers)[rows]
+        (output * weights).sum().backward()
+        (expected * weights).sum().backward()
+        torch.testing.assert_close(output, expected, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(ours.grad, reference.grad, rtol=1e-5, atol=1e-6)
