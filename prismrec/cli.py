@@ -17,7 +17,7 @@ from rich.console import Console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="PrismRec: multimodal recommendation.")
 console = Console(stderr=True, soft_wrap=True)
-out_console = Console()
+out_console = Console(soft_wrap=True)
 
 
 def _friendly_errors(command):
