@@ -156,4 +156,5 @@ class BPR(Recommender):
     def score(self, user_ids) -> torch.Tensor:
         self._check_fitted()
         users = torch.as_tensor(np.asarray(user_ids, dtype=np.int64))
-        return torch.addmm(self.item_bias_.unsqueeze(0), self.user_factors_.index_select(0, users), self.item_factors_.T)
+        user_rows = self.user_factors_.index_select(0, users)
+        return torch.addmm(self.item_bias_.unsqueeze(0), user_rows, self.item_factors_.T)

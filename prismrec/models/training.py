@@ -81,7 +81,8 @@ def train_epochs(model, train: Interactions, valid: Interactions | None, run_epo
         losses.append(float(run_epoch(epoch)))
         stop = stopper.step(epoch)
         if progress:
-            checked = f", {metric}={stopper.history[-1][1]:.4f}" if stopper.history and stopper.history[-1][0] == epoch else ""
+            evaluated = bool(stopper.history) and stopper.history[-1][0] == epoch
+            checked = f", {metric}={stopper.history[-1][1]:.4f}" if evaluated else ""
             print(f"{type(model).__name__} epoch {epoch + 1}/{epochs}: loss={losses[-1]:.4f}{checked}", flush=True)
         if stop:
             break

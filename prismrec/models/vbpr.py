@@ -63,7 +63,8 @@ class VBPR(Recommender):
         if feature_normalization not in NORMALIZATIONS:
             raise ValueError(f"feature_normalization must be one of {NORMALIZATIONS}, got {feature_normalization!r}")
         self.feature_names, self.factors, self.visual_factors = list(feature_names), factors, visual_factors
-        self.feature_normalization, self.learning_rate, self.regularization = feature_normalization, learning_rate, regularization
+        self.feature_normalization, self.learning_rate = feature_normalization, learning_rate
+        self.regularization = regularization
         self.bias_regularization, self.projection_regularization = bias_regularization, projection_regularization
         self.batch_size, self.epochs, self.init_std = batch_size, epochs, init_std
         self.early_stopping_metric, self.patience, self.eval_every = early_stopping_metric, patience, eval_every
@@ -108,8 +109,8 @@ class VBPR(Recommender):
     def _batch_loss(self, params, features, users, positives, negatives) -> torch.Tensor:
         """Mean ``-ln σ(x_uij)`` plus L2 terms (summed over the batch's rows, divided by the batch)."""
         user, user_visual = params["user"].index_select(0, users), params["user_visual"].index_select(0, users)
-        positive_items, negative_items = params["item"].index_select(0, positives), params["item"].index_select(0, negatives)
-        positive_bias, negative_bias = params["bias"].index_select(0, positives), params["bias"].index_select(0, negatives)
+        positive_items, negative_items = (params["item"].index_select(0, rows) for rows in (positives, negatives))
+        positive_bias, negative_bias = (params["bias"].index_select(0, rows) for rows in (positives, negatives))
         feature_difference = features.index_select(0, positives) - features.index_select(0, negatives)
         # one product gives both Eᵀ(f_i - f_j) and β'·(f_i - f_j)
         projected = feature_difference @ torch.cat([params["projection"], params["visual_bias"]], dim=1)
@@ -132,5 +133,6 @@ class VBPR(Recommender):
     def score(self, user_ids) -> torch.Tensor:
         self._check_fitted()
         users = torch.as_tensor(np.asarray(user_ids, dtype=np.int64))
-        scores = torch.addmm(self.item_bias_.unsqueeze(0), self.user_factors_.index_select(0, users), self.item_factors_.T)
+        user_rows = self.user_factors_.index_select(0, users)
+        scores = torch.addmm(self.item_bias_.unsqueeze(0), user_rows, self.item_factors_.T)
         return scores.addmm_(self.user_visual_factors_.index_select(0, users), self.item_visual_embeddings_.T)

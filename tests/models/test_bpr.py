@@ -13,7 +13,8 @@ LEARNING_RATE, REGULARIZATION = 0.1, 0.05
 
 def random_parameters(seed: int = 3):
     generator = torch.Generator().manual_seed(seed)
-    return torch.randn(4, 3, generator=generator), torch.randn(6, 3, generator=generator), torch.randn(6, generator=generator)
+    return (torch.randn(4, 3, generator=generator), torch.randn(6, 3, generator=generator),
+            torch.randn(6, generator=generator))
 
 
 def autograd_step(params, users, positives, negatives) -> tuple[list[torch.Tensor], float]:
