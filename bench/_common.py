@@ -24,7 +24,7 @@ DATA_DIR = Path(__file__).resolve().parent / ".data" / "synthetic"
 RESULT_PREFIX = "BENCH_RESULT "
 
 # Before numpy/torch load their thread pools: the same 2 threads for every library.
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(_var, str(THREADS))
 
 # Hyperparameters shared by all libraries (equal work per epoch).
@@ -73,14 +73,18 @@ def load_item_features():
     return np.load(DATA_DIR / "item_features.npy")
 
 
-def epoch_seconds(fit, *, warm: int = 1, timed: int = 2) -> tuple[float, dict]:
+def epoch_seconds(fit, *, warm: int = 1, timed: int = 2, warmup: bool = False) -> tuple[float, dict]:
     """Wall seconds per epoch as ``(T(warm + timed) - T(warm)) / timed``, plus CPU seconds.
 
     ``fit(epochs)`` trains a fresh model for ``epochs`` epochs. The difference cancels
     every per-fit cost (data structures, graph building, thread start-up), so only the
     training epochs remain, measured the same way for every library. The same difference
     of process CPU time (user + system, all threads) is returned as ``cpu_seconds_per_epoch``.
+    ``warmup`` first runs an untimed ``fit(warm)``, so that one-time costs (JIT compilation,
+    lazy imports, thread-pool start) do not land in the short fit only and shrink the difference.
     """
+    if warmup:
+        fit(warm)
     short, short_cpu = timed_call(lambda: fit(warm))
     long, long_cpu = timed_call(lambda: fit(warm + timed))
     per_epoch = (long - short) / timed

@@ -112,9 +112,10 @@ def _eval_section(results: list[dict]) -> list[str]:
 
 def _memory_section(results: list[dict]) -> list[str]:
     rows = [[r.get("library"), r.get("task"), r.get("version", ""), r.get("peak_rss_mb", "-"),
-             r.get("process_seconds", "-"), r.get("load_average", "-")] for r in results if "error" not in r]
+             r.get("process_seconds", "-"), r.get("load_average", "-"), r.get("reused_from", "this run")]
+            for r in results if "error" not in r]
     return ["## Peak memory and process time (one process per library and task)", ""] + _table(
-        ["library", "task", "version", "peak RSS MiB (ru_maxrss)", "process wall s", "load average at end"],
+        ["library", "task", "version", "peak RSS MiB (ru_maxrss)", "process wall s", "load average at end", "run"],
         rows) + [""]
 
 

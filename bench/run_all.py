@@ -6,7 +6,8 @@ Builds the synthetic data if missing, then runs every (library, task) in its own
 process, one after another (never in parallel), each with its own venv's python,
 collects the JSON line each prints, computes PrismRec-vs-peer ratios and checks them
 against the targets. ``--only prismrec`` (or cornac, implicit, recbole) reruns a subset
-and writes the report from that run alone.
+and writes the report from that run alone; ``--reuse <earlier>.json`` fills in the
+skipped jobs from an earlier run (marked as reused in the report).
 
 Example:
     >>> # .venv/bin/python bench/run_all.py --skip recbole  # doctest: +SKIP
@@ -85,6 +86,8 @@ def main(argv=None) -> Path:
     parser.add_argument("--only", nargs="*", default=None, help="libraries to run (default: all)")
     parser.add_argument("--tasks", nargs="*", default=None, help="tasks to run (bpr eval lightgcn vbpr)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per job")
+    parser.add_argument("--reuse", type=Path, default=None,
+                        help="a previous run's .json: its records fill in the jobs this run skips")
     parser.add_argument("--out", type=Path, default=None, help="report path (default bench/results/<date>-core.md)")
     args = parser.parse_args(argv)
     command = "python bench/run_all.py" + "".join(f" {shlex.quote(a)}" for a in (argv or sys.argv[1:]))
@@ -102,6 +105,11 @@ def main(argv=None) -> Path:
         record["task"] = task.split("-")[-1]
         print("    " + json.dumps(record), flush=True)
         results.append(record)
+    if args.reuse:
+        done = {(r.get("library"), r.get("task")) for r in results}
+        for record in json.loads(args.reuse.read_text())["results"]:
+            if (record.get("library"), record.get("task")) not in done:
+                results.append({**record, "reused_from": args.reuse.name})
     out = args.out or HERE / "results" / f"{started:%Y-%m-%d}-core.md"
     raw = out.with_suffix(".json")
     raw.write_text(json.dumps({"machine": machine(), "data": meta, "results": results}, indent=1) + "\n")
