@@ -123,7 +123,7 @@ class Evaluator:
         hits_all, n_rel_all = [], []
         for start in range(0, len(users), self.batch_size):
             batch = users[start : start + self.batch_size]
-            scores = model.score(batch).float().clone()
+            scores = _writable(model.score(batch))
             if candidate_mask is not None:
                 scores[:, ~candidate_mask] = -torch.inf
             if seen is not None:
@@ -131,13 +131,16 @@ class Evaluator:
             relevant = _dense_rows(target_matrix, batch)
             if candidate_mask is not None:
                 relevant &= candidate_mask
+                n_relevant = relevant.sum(1)
+            else:
+                n_relevant = torch.from_numpy(np.diff(target_matrix.indptr)[batch].astype(np.int64))
             if all_known is not None:
                 scores = _restrict_to_sample(scores, relevant, all_known, batch, self.sampled_negatives, generator)
             top = torch.topk(scores, max_k, dim=1).indices
             # an item with -inf (masked) score is never a hit, even when topk had to return it
             valid = torch.gather(scores, 1, top) > -torch.inf
             hits_all.append(torch.gather(relevant, 1, top) & valid)
-            n_rel_all.append(relevant.sum(1))
+            n_rel_all.append(n_relevant)
             topk[start : start + len(batch)] = top.numpy()
         hits, n_relevant = torch.cat(hits_all), torch.cat(n_rel_all)
         ks = [k for k in self.ks if k <= max_k]
@@ -153,6 +156,14 @@ class Evaluator:
                 summary[self.metric_key("coverage", k)] = float(len(np.unique(topk[:, :k])) / target.n_items)
                 summary[self.metric_key("popularity", k)] = float(popularity[topk[:, :k]].mean())
         return EvaluationResult(users, per_user, summary, topk, self.protocol)
+
+
+def _writable(scores: torch.Tensor) -> torch.Tensor:
+    """The score batch as float32 that may be masked in place (copied only when it is a view)."""
+    scores = scores.float()
+    if scores._base is not None or not scores.is_contiguous():
+        scores = scores.clone()
+    return scores
 
 
 def _union_matrix(parts: Sequence[Interactions], like: Interactions) -> sp.csr_matrix | None:
