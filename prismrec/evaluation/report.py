@@ -47,16 +47,19 @@ def _cell(report: dict, model: str, metric: str) -> str:
     value = entry["metrics"].get(metric)
     if value is None:
         return "-"
-    tests = entry.get(f"paired_t_test_vs_{report['reference_model']}", {})
-    marker = "*" if tests.get(metric, {}).get("significant_at_0.05") else ""
+    test = entry.get(f"paired_t_test_vs_{report['reference_model']}", {}).get(metric, {})
+    marker = ""
+    if test.get("significant_at_0.05"):
+        marker = "▲" if test["t_statistic"] < 0 else "▼"  # t < 0: this model's mean is higher
     return f"{value:.4f}{marker}"
 
 
 def markdown_table(report: dict) -> str:
-    """The report as a Markdown table; ``*`` marks p < 0.05 against the reference model."""
+    """The report as a Markdown table; ▲/▼ mark significant (p < 0.05) gains/losses against the reference."""
     metrics = report["headline"]
     lines = [
-        f"Protocol: {report['protocol']}. `*`: paired t-test p < 0.05 against `{report['reference_model']}`.",
+        f"Protocol: {report['protocol']}. ▲/▼: significantly better/worse than `{report['reference_model']}` "
+        "(paired t-test over users, p < 0.05).",
         "",
         "| model | " + " | ".join(metrics) + " | fit s |",
         "|---|" + "---:|" * (len(metrics) + 1),
@@ -71,7 +74,8 @@ def rich_table(report: dict):
     """The report as a rich Table for the terminal."""
     from rich.table import Table
 
-    table = Table(title=f"{report['protocol']} (* p<0.05 vs {report['reference_model']})")
+    table = Table(title=f"{report['protocol']} (▲/▼ significantly better/worse than {report['reference_model']}, "
+                        "paired t-test p<0.05)")
     table.add_column("model")
     for metric in report["headline"]:
         table.add_column(metric, justify="right")
