@@ -88,3 +88,11 @@ def test_propagated_rows_equal_the_full_propagation_and_its_gradient():
         (expected * weights).sum().backward()
         torch.testing.assert_close(output, expected, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(ours.grad, reference.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_parallel_csr_matmul_matches_scipy():
+    from prismrec.models.graph import csr_matmul
+
+    matrix = sp.random(300, 200, density=0.05, format="csr", dtype=np.float32, random_state=3)
+    dense = np.random.default_rng(3).random((200, 17), dtype=np.float32)
+    np.testing.assert_allclose(csr_matmul(matrix, dense), matrix @ dense, rtol=1e-5, atol=1e-6)
