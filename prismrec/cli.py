@@ -232,7 +232,7 @@ def align(
 @_friendly_errors
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", help="Output folder."),
-    epochs: int = typer.Option(30, help="Maximum epochs per model (early stopping on valid NDCG@20)."),
+    epochs: int = typer.Option(60, help="Maximum epochs per model (early stopping on valid NDCG@20)."),
     multimodal: bool = typer.Option(True, help="Add VBPR over MiniLM embeddings of titles and genres."),
     cache: Path = typer.Option(Path(".prismrec_cache"), help="Feature store folder."),
     progress: bool = typer.Option(True),

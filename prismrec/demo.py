@@ -8,7 +8,7 @@ from __future__ import annotations
 from prismrec.config import ExperimentConfig, parse_config
 
 
-def demo_config(*, epochs: int = 30, seed: int = 2024, multimodal: bool = True,
+def demo_config(*, epochs: int = 60, seed: int = 2024, multimodal: bool = True,
                 feature_cache: str = ".prismrec_cache") -> ExperimentConfig:
     """The demo's run description on a seeded 8:1:1 per-user split of MovieLens-100k.
 
