@@ -74,10 +74,3 @@ METRICS = {
     "map": average_precision,
 }
 
-
-def compute(hits: torch.Tensor, n_relevant: torch.Tensor, ks, names=tuple(METRICS)) -> dict[str, torch.Tensor]:
-    """All ``names`` at all ``ks``: ``{"recall@10": tensor[n_users], ...}``."""
-    unknown = [n for n in names if n not in METRICS]
-    if unknown:
-        raise KeyError(f"unknown metric(s) {unknown}; choose from {sorted(METRICS)}")
-    return {f"{name}@{k}": METRICS[name](hits, n_relevant, k) for name in names for k in ks}
