@@ -39,6 +39,19 @@ def cached_hash_files(paths) -> str:
     return _HASH_CACHE[key]
 
 
+def _load_quietly(loader, path: str, device: str):
+    """Load without transformers' per-tensor "Loading weights" bar (PrismRec reports its own progress)."""
+    from transformers.utils import logging as transformers_logging
+
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        return loader(path, device=device, local_files_only=True)
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
+
+
 @contextmanager
 def offline_hub():
     """Set ``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE`` for the duration of a load, then restore."""
@@ -95,7 +108,7 @@ class SentenceTransformerEncoder(Encoder):
             from sentence_transformers import SentenceTransformer
 
             with offline_hub():
-                self._model = SentenceTransformer(str(self.model_path), device=self.device, local_files_only=True)
+                self._model = _load_quietly(SentenceTransformer, str(self.model_path), self.device)
             if self.max_seq_length is not None:
                 self._model.max_seq_length = self.max_seq_length
             self._model.eval()
