@@ -92,6 +92,15 @@ class FeatureStore:
         named = [(m, p) for p in folder.iterdir() if (m := SHARD_NAME.match(p.name))]
         return [p for m, p in sorted(named, key=lambda mp: (int(mp[0].group(1)), mp[1].name))]
 
+    def recorded_dim(self, encoder_id: str) -> int | None:
+        """The dimension recorded for ``encoder_id`` (``None`` when nothing is stored yet)."""
+        meta = self.folder(encoder_id) / "meta.json"
+        try:
+            dim = json.loads(meta.read_text(encoding="utf-8")).get("dim")
+        except (OSError, ValueError):
+            return None
+        return None if dim is None else int(dim)
+
     def table(self, encoder_id: str, dim: int, *, reload: bool = False) -> ShardTable:
         """The in-memory table of an encoder, read from its shards on first use."""
         if reload or encoder_id not in self._tables:
@@ -244,7 +253,9 @@ def encode_catalog(encoder: Encoder, catalog: ItemCatalog, store: FeatureStore |
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     started = time.perf_counter()
-    encoder_id, dim = encoder.id, int(encoder.dim)  # the id hashes the weights: compute once
+    encoder_id = encoder.id  # the id hashes the weights: compute once
+    # a warm cache knows the dimension, so a fully cached run never loads the model
+    dim = store.recorded_dim(encoder_id) or int(encoder.dim)
     contents = list(encoder.contents(catalog))
     if len(contents) != len(catalog):
         raise ValueError(f"encoder {encoder_id!r} returned {len(contents)} contents for {len(catalog)} items "

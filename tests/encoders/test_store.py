@@ -387,3 +387,24 @@ def test_report_is_printable_and_progress_bar_can_be_on(tmp_path, capsys):
     assert str(result.report).startswith(f"{result.encoder_id}: 5 items: 0 from the cache, 4 encoded, "
                                          "1 without content, 0 failed")
     assert "5 items" in capsys.readouterr().err
+
+
+class LazyDimEncoder(TrigramTextEncoder):
+    """Counts how often ``dim`` is asked for: real encoders load their model to answer it."""
+
+    dim_reads = 0
+
+    @property
+    def dim(self):
+        type(self).dim_reads += 1
+        return 8
+
+
+def test_a_fully_cached_run_never_asks_the_encoder_for_its_dimension(tmp_path):
+    catalog = text_catalog(6)
+    first = run(LazyDimEncoder(), catalog, FeatureStore(tmp_path))
+    encoder = LazyDimEncoder()  # its constructor reads dim to build its layer
+    LazyDimEncoder.dim_reads = 0
+    second = run(encoder, catalog, FeatureStore(tmp_path))
+    assert LazyDimEncoder.dim_reads == 0
+    assert second.report.n_cached == 6 and np.array_equal(second.features, first.features)
