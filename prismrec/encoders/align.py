@@ -28,6 +28,7 @@ from torch import nn
 
 from prismrec.encoders.base import Encoder, hash_state_dict
 from prismrec.encoders.registry import create_encoder, register_encoder
+from prismrec.encoders.store import FeatureStore, cached_encode_batch
 from prismrec.io import atomic_path, atomic_write_json
 
 CHECKPOINT_FORMAT = "prismrec-align/1"
@@ -212,7 +213,7 @@ class AlignEncoder(Encoder):
     modality = "multimodal"
     name = "align"
 
-    def __init__(self, checkpoint: str | Path, *, view: str = "both") -> None:
+    def __init__(self, checkpoint: str | Path, *, view: str = "both", feature_store: str | Path | None = None) -> None:
         if view not in VIEWS:
             raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
         self.meta, state, self.folder = read_checkpoint(checkpoint)
@@ -230,6 +231,8 @@ class AlignEncoder(Encoder):
                                  f" weights {recorded[:16]}, but the installed weights hash to {tower.weights_hash()[:16]}")
         self.dim = config["shared_dim"]
         self._hash: str | None = None
+        # when given, the towers' features are read from (and added to) this store
+        self._store = None if feature_store is None else FeatureStore(feature_store)
 
     def weights_hash(self) -> str:
         if self._hash is None:
@@ -265,7 +268,7 @@ class AlignEncoder(Encoder):
             rows = [i for i, content in enumerate(contents) if content[position] is not None]
             if not rows:
                 continue
-            vectors, row_errors = tower.encode_batch([contents[i][position] for i in rows])
+            vectors, row_errors = self._tower_batch(tower, [contents[i][position] for i in rows])
             good = [j for j, error in enumerate(row_errors) if error is None]
             for j, error in enumerate(row_errors):
                 if error is not None:
@@ -280,12 +283,17 @@ class AlignEncoder(Encoder):
         messages = [None if count[i] > 0 else "; ".join(errors[i]) or "no usable content" for i in range(n)]
         return features, messages
 
+    def _tower_batch(self, tower: Encoder, items: list):
+        if self._store is None:
+            return tower.encode_batch(items)
+        return cached_encode_batch(tower, self._store, items)
 
-def _align_factory(argument: str | None, *, view: str = "both") -> AlignEncoder:
+
+def _align_factory(argument: str | None, *, view: str = "both", feature_store: str | None = None) -> AlignEncoder:
     if not argument:
         raise ValueError("the align encoder needs a checkpoint folder: 'align:<checkpoint-dir>' "
                          "(train one with prismrec.encoders.align_train.train_alignment)")
-    return AlignEncoder(argument, view=view)
+    return AlignEncoder(argument, view=view, feature_store=feature_store)
 
 
 register_encoder("align", _align_factory)

@@ -363,3 +363,35 @@ def _assemble(encoder_id, contents, present, keys, table, raised, dim) -> tuple[
 def _short(content) -> str:
     text = str(content)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def cached_encode_batch(encoder: Encoder, store: FeatureStore, contents: list) -> tuple[np.ndarray, list[str | None]]:
+    """``encoder.encode_batch(contents)`` through ``store``: stored rows are read, the rest encoded
+    and stored. Lets a composite encoder (e.g. ``align:``) reuse its towers' cached features.
+
+    Example:
+        >>> vectors, errors = cached_encode_batch(tower, FeatureStore(".prismrec_cache"), texts)  # doctest: +SKIP
+    """
+    encoder_id = encoder.id
+    dim = store.recorded_dim(encoder_id) or int(encoder.dim)
+    keys = content_keys([encoder.content_hash(content) for content in contents])
+    features = np.zeros((len(contents), dim), dtype=np.float32)
+    errors: list[str | None] = [None] * len(contents)
+    table = store.table(encoder_id, dim)
+    positions = table.find(keys)
+    found, missing = np.flatnonzero(positions >= 0), np.flatnonzero(positions < 0)
+    if len(found):  # read before appending: an append re-sorts the table and moves positions
+        features[found] = table.features_at(positions[found])
+        for row, position, good in zip(found, positions[found], table.ok_at(positions[found])):
+            if not good:
+                features[row] = 0.0
+                errors[row] = table.message_at(int(position)) or "failed"
+    if len(missing):
+        vectors, new_errors = encoder.encode_batch([contents[i] for i in missing])
+        vectors = np.asarray(vectors, dtype=np.float32)
+        ok = np.array([error is None for error in new_errors], dtype=bool)
+        store.append(encoder_id, keys[missing], vectors, ok, np.array(new_errors, dtype=object))
+        features[missing] = vectors
+        for row, error in zip(missing, new_errors):
+            errors[row] = error
+    return features, errors

@@ -408,3 +408,17 @@ def test_a_fully_cached_run_never_asks_the_encoder_for_its_dimension(tmp_path):
     second = run(encoder, catalog, FeatureStore(tmp_path))
     assert LazyDimEncoder.dim_reads == 0
     assert second.report.n_cached == 6 and np.array_equal(second.features, first.features)
+
+
+def test_cached_encode_batch_encodes_each_content_once_and_matches_the_encoder(tmp_path):
+    from prismrec.encoders.store import cached_encode_batch
+
+    encoder, store = TrigramTextEncoder(), FeatureStore(tmp_path)
+    texts = ["heat", "alien", "heat 2"]
+    first, errors = cached_encode_batch(encoder, store, texts)
+    again, _ = cached_encode_batch(encoder, store, ["alien", "heat", "brazil"])
+    direct, _ = TrigramTextEncoder().encode_batch(["alien", "heat", "brazil"])
+    assert errors == [None, None, None]
+    assert encoder.n_encoded == 4  # "alien" and "heat" came from the store the second time
+    np.testing.assert_allclose(again, direct, rtol=1e-6)
+    np.testing.assert_allclose(again[1], first[0], rtol=1e-6)
