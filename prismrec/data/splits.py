@@ -25,12 +25,9 @@ class Split:
 
     def check_disjoint(self) -> None:
         """Raise ``AssertionError`` if a valid/test pair also appears in train."""
-        n_items = self.train.n_items
-        train_keys = set((self.train.user_index * n_items + self.train.item_index).tolist())
+        train_keys = _pair_keys(self.train)
         for name in ("valid", "test"):
-            part = getattr(self, name)
-            keys = part.user_index * n_items + part.item_index
-            leaked = int(np.isin(keys, np.fromiter(train_keys, dtype=np.int64)).sum()) if len(keys) else 0
+            leaked = int(np.isin(_pair_keys(getattr(self, name)), train_keys).sum())
             if leaked:
                 raise AssertionError(f"{leaked} {name} interactions also appear in train")
 
@@ -143,14 +140,15 @@ def global_temporal(data: Interactions, ratios=(0.8, 0.1, 0.1)) -> Split:
     return _from_labels(data, labels, "global_temporal")
 
 
+def _pair_keys(part: Interactions) -> np.ndarray:
+    """One int64 key per (user, item) row."""
+    return part.user_index * part.n_items + part.item_index
+
+
 def _drop_train_pairs(split: Split) -> Split:
-    n_items = split.train.n_items
-    train_keys = split.train.user_index * n_items + split.train.item_index
-    parts = {}
-    for name in ("valid", "test"):
-        part = getattr(split, name)
-        keys = part.user_index * n_items + part.item_index
-        parts[name] = part.subset(~np.isin(keys, train_keys))
+    train_keys = _pair_keys(split.train)
+    parts = {name: getattr(split, name) for name in ("valid", "test")}
+    parts = {name: part.subset(~np.isin(_pair_keys(part), train_keys)) for name, part in parts.items()}
     return Split(split.train, parts["valid"], parts["test"], split.strategy, split.cold_items)
 
 

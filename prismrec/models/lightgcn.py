@@ -19,7 +19,7 @@ from prismrec.models.graph import (
     propagated_rows,
     to_torch_sparse_csr,
 )
-from prismrec.models.training import Adam, TripletSampler, train_epochs
+from prismrec.models.training import Adam, TripletSampler, minibatch_epoch, train_epochs
 
 
 class LightGCN(Recommender):
@@ -56,16 +56,10 @@ class LightGCN(Recommender):
         def run_epoch(epoch: int) -> float:
             users, positives, negatives = (torch.from_numpy(a) for a in sampler.sample(len(train)))
             positives, negatives = positives + n_users, negatives + n_users
-            total = 0.0
-            for start in range(0, len(users), self.batch_size):
-                batch = slice(start, start + self.batch_size)
-                optimizer.zero_grad()
-                loss = self._batch_loss(adjacency, embeddings, users[batch], positives[batch], negatives[batch])
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(users[batch])
+            loss = minibatch_epoch(optimizer, lambda *batch: self._batch_loss(adjacency, embeddings, *batch),
+                                   users, positives, negatives, self.batch_size)
             self._publish(adjacency, embeddings.detach(), n_users)
-            return total / max(len(users), 1)
+            return loss
 
         train_epochs(self, train, valid, run_epoch, epochs=self.epochs, metric=self.early_stopping_metric,
                      patience=self.patience, every=self.eval_every, progress=progress)

@@ -90,6 +90,24 @@ def train_epochs(model, train: Interactions, valid: Interactions | None, run_epo
     model.loss_history_ = losses
 
 
+def minibatch_epoch(optimizer, batch_loss, users, positives, negatives, batch_size: int) -> float:
+    """One pass of ``batch_loss(users, positives, negatives) -> loss`` over mini-batches with
+    autograd and ``optimizer``; returns the mean loss per triplet.
+
+    Example:
+        >>> loss = minibatch_epoch(optimizer, model_loss, users, positives, negatives, 8192)  # doctest: +SKIP
+    """
+    total = 0.0
+    for start in range(0, len(users), batch_size):
+        batch = slice(start, start + batch_size)
+        optimizer.zero_grad()
+        loss = batch_loss(users[batch], positives[batch], negatives[batch])
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(users[batch])
+    return total / max(len(users), 1)
+
+
 def _snapshot(model) -> dict:
     state = {}
     for name, value in vars(model).items():

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from prismrec.models.base import Recommender
-from prismrec.models.training import Adam, TripletSampler, train_epochs
+from prismrec.models.training import Adam, TripletSampler, minibatch_epoch, train_epochs
 
 NORMALIZATIONS = ("l2", "standard", "none")
 
@@ -92,16 +92,10 @@ class VBPR(Recommender):
 
         def run_epoch(epoch: int) -> float:
             users, positives, negatives = (torch.from_numpy(a) for a in sampler.sample(len(train)))
-            total = 0.0
-            for start in range(0, len(users), self.batch_size):
-                batch = slice(start, start + self.batch_size)
-                optimizer.zero_grad()
-                loss = self._batch_loss(params, features, users[batch], positives[batch], negatives[batch])
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(users[batch])
+            loss = minibatch_epoch(optimizer, lambda *batch: self._batch_loss(params, features, *batch),
+                                   users, positives, negatives, self.batch_size)
             self._publish(params, features)
-            return total / max(len(users), 1)
+            return loss
 
         train_epochs(self, train, valid, run_epoch, epochs=self.epochs, metric=self.early_stopping_metric,
                      patience=self.patience, every=self.eval_every, progress=progress)
