@@ -19,7 +19,7 @@ from prismrec.models.graph import (
     propagated_rows,
     to_torch_sparse_csr,
 )
-from prismrec.models.training import Adam, TripletSampler, minibatch_epoch, train_epochs
+from prismrec.models.training import Adam, TripletSampler, fitted_batch_size, minibatch_epoch, train_epochs
 
 
 class LightGCN(Recommender):
@@ -51,13 +51,14 @@ class LightGCN(Recommender):
         embeddings = torch.nn.Parameter(torch.randn(n_nodes, self.embedding_size, generator=generator) * self.init_std)
         optimizer = Adam([embeddings], learning_rate=self.learning_rate)
         sampler = TripletSampler(train, seed=self.seed)
+        batch_size = fitted_batch_size(self, self.batch_size, len(train))
         n_users = train.n_users
 
         def run_epoch(epoch: int) -> float:
             users, positives, negatives = (torch.from_numpy(a) for a in sampler.sample(len(train)))
             positives, negatives = positives + n_users, negatives + n_users
             loss = minibatch_epoch(optimizer, lambda *batch: self._batch_loss(adjacency, embeddings, *batch),
-                                   users, positives, negatives, self.batch_size)
+                                   users, positives, negatives, batch_size)
             self._publish(adjacency, embeddings.detach(), n_users)
             return loss
 

@@ -1,10 +1,52 @@
-"""Shared training helpers: early stopping on a validation metric, BPR triplet sampling."""
+"""Shared training helpers: early stopping on a validation metric, BPR triplet sampling,
+batch sizes that fit the data.
+
+Epochs are numbered from 1 everywhere a person sees them: logs, ``best_epoch_`` and
+``validation_history_``.
+"""
 from __future__ import annotations
+
+import math
+import sys
+import warnings
 
 import numpy as np
 import torch
 
 from prismrec.data.interactions import Interactions
+
+#: an epoch takes at least this many optimiser steps unless the user sets the batch explicitly
+MIN_STEPS_PER_EPOCH = 10
+
+
+class SettingNotice(UserWarning):
+    """A hyperparameter was adjusted to fit the data (for example a batch capped on a small data set)."""
+
+
+def fitted_batch_size(model, batch_size: int, n_samples: int, *, min_steps: int = MIN_STEPS_PER_EPOCH) -> int:
+    """``batch_size`` capped so that an epoch over ``n_samples`` takes at least ``min_steps`` steps.
+
+    A default batch of 8,192 on a 6,000-interaction training set would take one step per
+    epoch and leave the model under-trained; the cap is reported with a :class:`SettingNotice`.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore")
+        ...     fitted_batch_size(None, 8192, 6000)
+        600
+        >>> fitted_batch_size(None, 8192, 500_000)
+        8192
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    cap = max(1, math.ceil(n_samples / min_steps))
+    if batch_size <= cap:
+        return batch_size
+    name = type(model).__name__ if model is not None else "model"
+    warnings.warn(f"{name}: batch_size {batch_size} capped at {cap} so that an epoch over {n_samples} training "
+                  f"interactions takes at least {min_steps} steps", SettingNotice, stacklevel=2)
+    return cap
 
 
 class EarlyStopping:
@@ -59,14 +101,16 @@ class EarlyStopping:
             for name, value in self._best_state.items():
                 setattr(self.model, name, value)
         # without validation (or before the first check) the final state is the one kept
-        self.model.best_epoch_ = int(self.best_epoch if self._best_state is not None else self.last_epoch)
-        self.model.validation_history_ = [[int(e), float(v)] for e, v in self.history]
+        # epochs count from 1, as the logs do
+        self.model.best_epoch_ = int(self.best_epoch if self._best_state is not None else self.last_epoch) + 1
+        self.model.validation_history_ = [[int(e) + 1, float(v)] for e, v in self.history]
 
 
 def train_epochs(model, train: Interactions, valid: Interactions | None, run_epoch, *, epochs: int,
                  metric: str, patience: int, every: int, progress: bool = False) -> None:
     """Run ``run_epoch(epoch) -> loss`` up to ``epochs`` times with early stopping on ``valid``.
 
+    Epoch logs go to stderr (``progress=True``), so that stdout holds only results.
     ``run_epoch`` trains one epoch and publishes the model's scoring state (attributes
     ending in ``_``); the best published state is restored at the end, and the model gets
     ``best_epoch_``, ``validation_history_`` and ``loss_history_``.
@@ -83,7 +127,8 @@ def train_epochs(model, train: Interactions, valid: Interactions | None, run_epo
         if progress:
             evaluated = bool(stopper.history) and stopper.history[-1][0] == epoch
             checked = f", {metric}={stopper.history[-1][1]:.4f}" if evaluated else ""
-            print(f"{type(model).__name__} epoch {epoch + 1}/{epochs}: loss={losses[-1]:.4f}{checked}", flush=True)
+            print(f"{type(model).__name__} epoch {epoch + 1}/{epochs}: loss={losses[-1]:.4f}{checked}",
+                  file=sys.stderr, flush=True)
         if stop:
             break
     stopper.restore_best()

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from prismrec.models.base import Recommender
-from prismrec.models.training import Adam, TripletSampler, minibatch_epoch, train_epochs
+from prismrec.models.training import Adam, TripletSampler, fitted_batch_size, minibatch_epoch, train_epochs
 
 NORMALIZATIONS = ("l2", "standard", "none")
 
@@ -89,11 +89,12 @@ class VBPR(Recommender):
         }
         optimizer = Adam(params.values(), learning_rate=self.learning_rate)
         sampler = TripletSampler(train, seed=self.seed)
+        batch_size = fitted_batch_size(self, self.batch_size, len(train))
 
         def run_epoch(epoch: int) -> float:
             users, positives, negatives = (torch.from_numpy(a) for a in sampler.sample(len(train)))
             loss = minibatch_epoch(optimizer, lambda *batch: self._batch_loss(params, features, *batch),
-                                   users, positives, negatives, self.batch_size)
+                                   users, positives, negatives, batch_size)
             self._publish(params, features)
             return loss
 

@@ -79,7 +79,7 @@ def test_training_lowers_the_loss(checkerboard):
     model = BPR(factors=8, epochs=15, learning_rate=0.05, seed=0).fit(checkerboard)
     losses = model.loss_history_
     assert len(losses) == 15 and losses[-1] < 0.5 * losses[0]
-    assert model.best_epoch_ == 14  # no validation data: the last epoch is kept
+    assert model.best_epoch_ == 15  # no validation data: the last epoch is kept (epochs count from 1)
     assert model.user_factors_.shape == (60, 8) and model.item_bias_.shape == (40,)
 
 
