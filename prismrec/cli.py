@@ -93,7 +93,9 @@ def fit(
     features = compute_features(cfg, dataset, progress=progress)
     fitted, seconds = fit_model(chosen[0], split, features, progress=progress)
     write_split(split, out / "split")
-    fitted.save(out / "model")
+    from prismrec.serving.bundle import bundle_from_fit
+
+    bundle_from_fit(out, cfg, chosen[0], dataset, split, fitted)  # model/ plus what `prismrec serve` needs
     atomic_write_json(out / "run.json", {"config": str(config), "model": chosen[0].name, "fit_seconds": seconds,
                                          "evaluation": vars(cfg.evaluation)})
     console.print(f"fitted {chosen[0].name} in {seconds:.1f}s; saved to {out / 'model'}")
@@ -251,3 +253,6 @@ def demo(
 
 def main() -> None:  # pragma: no cover
     app(sys.argv[1:])
+
+
+from prismrec import cli_serving  # noqa: E402,F401  (registers `recommend` and `serve`)
