@@ -21,7 +21,7 @@ import torch
 from prismrec.models.base import ColdStartError, Recommender
 from prismrec.serving.catalog import ServingCatalog
 from prismrec.serving.factors import FoldIn, factor_view
-from prismrec.serving.index import DEFAULT_ANN_THRESHOLD, make_index
+from prismrec.serving.index import DEFAULT_ANN_THRESHOLD, HnswIndex, make_index
 from prismrec.serving.ingest import ItemEncoders, check_item_id
 from prismrec.serving.store import ServingStore
 
@@ -50,6 +50,7 @@ class ServingEngine:
         self.user_vectors = view.user_vectors.clone()
         self.fitted_user_vectors = view.user_vectors  # priors for fold-in
         self.item_vectors = view.item_vectors
+        self.ann_threshold = ann_threshold
         self.index = make_index(self.item_vectors, ann_threshold=ann_threshold)
         self.fold = (FoldIn(self.item_vectors, free_dims=self.free_dims, missing_weight=fold_in_missing_weight,
                             regularization=fold_in_regularization) if self.free_dims else None)
@@ -158,7 +159,10 @@ class ServingEngine:
         self.model.add_items(features)
         new_rows = factor_view(self.model).item_vectors[len(self.item_vectors):]
         self.item_vectors = torch.cat([self.item_vectors, new_rows])
-        self.index.add(new_rows)
+        if self.index.kind == "exact" and len(self.item_vectors) >= self.ann_threshold:
+            self.index = HnswIndex(self.item_vectors)  # the catalogue outgrew exact search
+        else:
+            self.index.add(new_rows)
         if self.fold is not None:
             self.fold.add_items(new_rows)
         for item_id, fields, image in records:

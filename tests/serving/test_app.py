@@ -166,3 +166,36 @@ def test_health_metrics_docs_and_page(bpr):
     assert 'prismrec_request_seconds_bucket{method="GET",route="/users/{user_id}/recommendations",le="+Inf"} 4' in text
     assert "/users/{user_id}/recommendations" in bpr.get("/openapi.json").json()["paths"]
     assert "<title>PrismRec</title>" in bpr.get("/").text
+
+
+HOSTILE = ["..", "../../etc/passwd", "%2e%2e%2f", "x" * 300, "ü" * 10, "-1", "0", "1e309", "", " ", "null",
+           "<script>", "'; DROP TABLE items; --"]
+
+
+def test_every_read_route_answers_hostile_input_with_json_never_a_500(bpr):
+    """A small sweep over the OpenAPI spec: each GET route, each parameter, hostile values."""
+    spec = bpr.get("/openapi.json").json()
+    checked = 0
+    for path, operations in spec["paths"].items():
+        operation = operations.get("get")
+        if operation is None:
+            continue
+        parameters = operation.get("parameters", [])
+        for parameter in parameters:
+            for value in HOSTILE:
+                url = path
+                query = {}
+                for other in parameters:
+                    chosen = value if other is parameter else {"user_id": "u1", "item_id": "i1", "q": "a"}.get(
+                        other["name"], "3")
+                    if other["in"] == "path":
+                        url = url.replace("{" + other["name"] + "}", chosen.replace("/", "%2F") or "%20")
+                    else:
+                        query[other["name"]] = chosen
+                response = bpr.get(url, params=query)
+                checked += 1
+                assert response.status_code < 500, (url, query, response.text)
+                if response.status_code >= 400:
+                    body = response.json()
+                    assert set(body) == {"error", "detail"} and body["detail"], (url, query, body)
+    assert checked > 100
