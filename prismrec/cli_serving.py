@@ -83,7 +83,7 @@ def serve(
 
     _setup(threads)
     state = state or run / "state"
-    engine = ServingEngine(load_bundle(run), state_dir=state, ann_threshold=ann_threshold,
+    engine = ServingEngine(load_bundle(run), state_dir=state, ann_threshold=ann_threshold, warm_up=True,
                            feature_store=FeatureStore(feature_cache) if feature_cache else None)
     console.print(f"serving {run} ({type(engine.model).__name__}, {len(engine.user_ids)} users, "
                   f"{len(engine.catalog)} items, {engine.index.kind} index) on http://{host}:{port}/  "

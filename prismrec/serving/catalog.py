@@ -46,7 +46,8 @@ class ServingCatalog:
         return row
 
     def title(self, row: int) -> str:
-        title = self.text.get("title", [None] * (row + 1))[row]
+        titles = self.text.get("title")
+        title = titles[row] if titles is not None else None
         return title if title is not None else self.item_ids[row]
 
     def image_path(self, row: int) -> Path | None:

@@ -38,7 +38,7 @@ class ServingEngine:
 
     def __init__(self, bundle, *, state_dir: str | Path, feature_store=None,
                  ann_threshold: int = DEFAULT_ANN_THRESHOLD, fold_in_missing_weight: float = 0.01,
-                 fold_in_regularization: float = 1.0) -> None:
+                 fold_in_regularization: float = 1.0, warm_up: bool = False) -> None:
         from prismrec.encoders.store import FeatureStore
 
         self.bundle, self.model = bundle, bundle.model
@@ -64,6 +64,8 @@ class ServingEngine:
         self._encoders = None
         self.store = ServingStore(self.state_dir / "serving.sqlite3")
         self.replay()
+        if warm_up and self.can_add_items and self.bundle.features and not self.encoders.problem:
+            self.encoders.warm_up()
 
     # ------------------------------------------------------------------ reads
     @property

@@ -112,6 +112,11 @@ class ItemEncoders:
                                  "weights); refit or restore the original weights")
             self.encoders[source.name] = encoder
 
+    def warm_up(self) -> None:
+        """Load the encoders' weights now (they load lazily), so the first ``POST /items`` is fast."""
+        for encoder in self.encoders.values():
+            getattr(encoder, "model", None)
+
     def encode(self, catalog: ItemCatalog) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
         """Named feature arrays for ``catalog``'s items, plus, per feature, the items that had no usable content."""
         from prismrec.encoders.store import encode_catalog
