@@ -128,7 +128,7 @@ def _read_routes(app: FastAPI, engine, k_query) -> None:
 
     @app.get("/users/{user_id}", response_model=schemas.User)
     def user(user_id: str = PathParam(**ID_PATH), limit: int = Query(50, ge=1, le=1000)):
-        rows = sorted(engine.seen[engine.user_row(user_id)])[:limit]
+        rows = engine.history_rows(user_id, limit)
         return {"user_id": user_id, "history": [item_view(engine, row) for row in rows]}
 
     # the hot read path runs on the event loop: its work (one small product and top-k, well under

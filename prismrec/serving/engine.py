@@ -92,10 +92,10 @@ class ServingEngine:
         return [{"rank": rank, "item_id": self.catalog.item_ids[i], "score": float(s),
                  "title": self.catalog.title(i)} for rank, (i, s) in enumerate(zip(indices, scores), 1) if i >= 0]
 
-    def history(self, user_id: str, limit: int = 50) -> list[dict]:
+    def history_rows(self, user_id: str, limit: int = 50) -> list[int]:
+        """Item rows the user has seen (training and feedback), in index order."""
         with self.lock:
-            rows = sorted(self.seen[self.user_row(user_id)])[:limit]
-        return [self.catalog.describe(i) for i in rows]
+            return sorted(self.seen[self.user_row(user_id)])[:limit]
 
     def similar(self, item_id: str, k: int = 10) -> list[dict]:
         """Items whose vectors (user-dependent columns only) are closest in cosine to the item's."""
