@@ -178,23 +178,20 @@ def evaluate(
 @_friendly_errors
 def models() -> None:
     """List the registered models: what each is, the features it takes, and its hyperparameters."""
-    from rich.table import Table
-
     from prismrec.models import available_models, get_model_class
 
     _setup(None)
-    table = Table(show_lines=True)
-    for column in ("model", "description", "features", "hyperparameters (defaults)"):
-        table.add_column(column)
     for name in available_models():
         cls = get_model_class(name)
         instance = cls()
         description = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         params = instance.get_params()
-        takes = "named arrays (feature_names)" if "feature_names" in params else (
+        takes = "named item feature arrays (feature_names)" if "feature_names" in params else (
             ", ".join(instance.required_features_for_fit()) or "none (ids only)")
-        table.add_row(name, description, takes, ", ".join(f"{k}={v!r}" for k, v in params.items()) or "none")
-    out_console.print(table)
+        out_console.print(f"[bold]{name}[/]: {description}", highlight=False)
+        out_console.print(f"  features: {takes}", highlight=False, markup=False)
+        out_console.print("  hyperparameters: " + (", ".join(f"{k}={v!r}" for k, v in params.items()) or "none"),
+                          highlight=False, markup=False)
 
 
 @app.command()
