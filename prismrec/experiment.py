@@ -78,7 +78,8 @@ def run_comparison(config: ExperimentConfig, out_dir: str | Path | None = None, 
                                  "cold test items" if cold else None)  # before any model trains
         for model_config, model in build_models(config, seed):
             log(f"fitting {model_config.name} ...")
-            seconds = fit_model(model_config, model, split, features, progress=progress)
+            seconds = fit_model(model_config, model, split, features, progress=progress,
+                                cold_start_candidates=config.evaluation.cold_start_candidates)
             result = evaluate_on_test(model, split, evaluator,
                                       cold_start_candidates=config.evaluation.cold_start_candidates)
             run = runs[model_config.name]

@@ -170,11 +170,16 @@ def build_models(config: ExperimentConfig, seed: int | None = None) -> list:
     return models
 
 
-def fit_model(model_config: ModelConfig, model, split: Split, features: Features, *, progress: bool = True):
-    """Fit one created model on the split's train part (early-stopping on valid); returns seconds."""
+def fit_model(model_config: ModelConfig, model, split: Split, features: Features, *, progress: bool = True,
+              cold_start_candidates: str = "cold"):
+    """Fit one created model on the split's train part (early-stopping on valid); returns seconds.
+
+    On a cold-start item split validation ranks among the valid-cold items, as test does.
+    """
     item_features = {name: features.arrays[name] for name in model.required_features_for_fit()}
+    candidates = split.valid_cold_items if cold_start_candidates == "cold" else None
     started = time.perf_counter()
-    model.fit(split.train, split.valid, item_features=item_features, progress=progress)
+    model.fit(split.train, split.valid, item_features=item_features, progress=progress, valid_candidates=candidates)
     return time.perf_counter() - started
 
 
