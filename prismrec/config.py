@@ -10,6 +10,7 @@ config file's folder, so a run does not depend on the working directory.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
@@ -194,7 +195,7 @@ def resolve_paths(config: ExperimentConfig) -> ExperimentConfig:
     def resolve(value):
         if value is None or Path(str(value)).is_absolute():
             return value
-        return str(base / str(value))
+        return os.path.normpath(base / str(value))
 
     config.data.path = resolve(config.data.path)
     config.data.options = {k: resolve(v) if _is_path_option(k) and isinstance(v, str) else v
