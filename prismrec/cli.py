@@ -215,6 +215,34 @@ def demo(
     console.print(f"wrote {out}/results.md and {out}/report.html")
 
 
+@app.command()
+@_friendly_errors
+def tune(
+    config: Path = typer.Argument(..., help="YAML run description."),
+    out: Path = typer.Option(..., "--out", help="Folder for optuna.db, <model>/trials.csv and best_params.json."),
+    model: list[str] = typer.Option([], "--model", help="Model name(s) of the config to tune (default: all)."),
+    trials: int = typer.Option(20, min=1, help="Trials per model: every model gets the same budget."),
+    metric: str = typer.Option("ndcg@20", help="Validation metric to maximise (the test set is never used)."),
+    seed: int = typer.Option(0, help="Seed of the TPE sampler."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help=PROGRESS_HELP),
+) -> None:
+    """Tune hyperparameters with Optuna (TPE) on validation only; evaluate the chosen setting once on test."""
+    from prismrec.config import load_config
+    from prismrec.experiment import check_output_folder
+    from prismrec.tuning import tune_models
+
+    _setup(None)
+    check_output_folder(out)
+    cfg = load_config(config)
+    _setup(cfg.threads)
+    results = tune_models(cfg, out, models=model or None, trials=trials, metric=metric, seed=seed,
+                          progress=_progress(progress), log=_log)
+    for name, best in results.items():
+        out_console.print(f"{name}: valid {metric}={best['valid_value']:.4f}, tuned {json.dumps(best['tuned'])}, "
+                          f"test {metric}={best['test_metrics'].get(metric, float('nan')):.4f}", highlight=False)
+    console.print(f"wrote {out}/<model>/best_params.json; use it with models[i].tuned: {out}")
+
+
 from prismrec import cli_content  # noqa: E402,F401  (registers encode and align)
 
 

@@ -69,6 +69,10 @@ class ModelConfig:
     model: str | None = None
     params: dict = field(default_factory=dict)
     features: list = field(default_factory=list)
+    #: replaces the model's search space for ``prismrec tune`` (see :mod:`prismrec.search_spaces`)
+    search_space: dict | None = None
+    #: a ``best_params.json`` written by ``prismrec tune`` (or its folder): its chosen values override ``params``
+    tuned: str | None = None
 
     @property
     def registry_name(self) -> str:
@@ -201,6 +205,8 @@ def resolve_paths(config: ExperimentConfig) -> ExperimentConfig:
     config.data.options = {k: resolve(v) if _is_path_option(k) and isinstance(v, str) else v
                            for k, v in config.data.options.items()}
     config.feature_cache = resolve(config.feature_cache)
+    for model in config.models:
+        model.tuned = resolve(model.tuned)
     for spec in config.features.values():
         if spec.encoder.startswith(FOLDER_ENCODERS) and spec.encoder != "text:minilm":
             prefix, _, folder = spec.encoder.partition(":")

@@ -133,10 +133,15 @@ def encode_item_features(encoder_spec: str, options: dict, dataset: Dataset, cac
 
 
 def model_params(model_config: ModelConfig, seed: int | None = None) -> dict:
-    """The config's hyperparameters, plus ``feature_names`` from the config's features and the run's seed."""
+    """The config's hyperparameters (with tuned values, when ``tuned`` names a tuning result), plus
+    ``feature_names`` from the config's features and the run's seed."""
     import inspect
 
     params = dict(model_config.params)
+    if model_config.tuned is not None:
+        from prismrec.tuning import load_tuned_params
+
+        params.update(load_tuned_params(model_config.tuned, model_config.name, f"model {model_config.name!r}"))
     accepted = inspect.signature(get_model_class(model_config.registry_name).__init__).parameters
     if model_config.features and "feature_names" in accepted and "feature_names" not in params:
         params["feature_names"] = list(model_config.features)  # e.g. VBPR reads the config's features
