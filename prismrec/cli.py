@@ -82,6 +82,18 @@ def _log(message: str) -> None:
     console.print(message, highlight=False)
 
 
+def _load_run_config(config: Path, out: Optional[Path]):
+    """Register the models, check ``--out``, read and validate CONFIG, apply its thread count."""
+    from prismrec.config import load_config
+    from prismrec.experiment import check_output_folder
+
+    _setup(None)
+    check_output_folder(out)
+    cfg = load_config(config)
+    _setup(cfg.threads)
+    return cfg
+
+
 @app.command()
 @_friendly_errors
 def compare(
@@ -95,14 +107,10 @@ def compare(
 
     Writes results.json, results.md, report.html, the split CSVs and each model's top-k lists.
     """
-    from prismrec.config import load_config
     from prismrec.evaluation.report import rich_table
-    from prismrec.experiment import check_output_folder, run_comparison
+    from prismrec.experiment import run_comparison
 
-    _setup(None)
-    check_output_folder(out)
-    cfg = load_config(config)
-    _setup(cfg.threads)
+    cfg = _load_run_config(config, out)
     report = run_comparison(cfg, out, seeds=seeds, progress=_progress(progress), log=_log)
     out_console.print(rich_table(report))
     console.print(f"wrote {out}/results.json, results.md, report.html, the split and <model>/topk.csv")
@@ -119,16 +127,11 @@ def fit(
     """Fit one model of CONFIG and save it with its split, ready for `prismrec evaluate`."""
     from dataclasses import asdict
 
-    from prismrec.config import load_config
-    from prismrec.experiment import check_output_folder
     from prismrec.io import atomic_write_json
     from prismrec.pipeline import build_models, compute_features, fit_model, load_data, split_data, write_split
     from prismrec.provenance import run_provenance
 
-    _setup(None)
-    check_output_folder(out)
-    cfg = load_config(config)
-    _setup(cfg.threads)
+    cfg = _load_run_config(config, out)
     names = [m.name for m in cfg.models]
     if model is not None and model not in names:
         raise KeyError(f"{config}: no model named {model!r}; the config has {names}")
@@ -227,14 +230,9 @@ def tune(
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help=PROGRESS_HELP),
 ) -> None:
     """Tune hyperparameters with Optuna (TPE) on validation only; evaluate the chosen setting once on test."""
-    from prismrec.config import load_config
-    from prismrec.experiment import check_output_folder
     from prismrec.tuning import tune_models
 
-    _setup(None)
-    check_output_folder(out)
-    cfg = load_config(config)
-    _setup(cfg.threads)
+    cfg = _load_run_config(config, out)
     results = tune_models(cfg, out, models=model or None, trials=trials, metric=metric, seed=seed,
                           progress=_progress(progress), log=_log)
     for name, best in results.items():
