@@ -36,6 +36,8 @@ class DataConfig:
 class SplitConfig:
     strategy: str = "random_per_user"
     options: dict = field(default_factory=dict)
+    #: keep this share of each user's training interactions (a sparsity curve point); valid/test unchanged
+    train_fraction: float = 1.0
 
 
 @dataclass

@@ -56,6 +56,9 @@ def check_split(split) -> None:
         raise ValueError(f"split.strategy names unknown strategy {split.strategy!r}; choose one of "
                          f"{', '.join(sorted(SPLITTERS))}")
     _check_options(split.options, split_options(split.strategy), "split.options", f"strategy {split.strategy!r}")
+    fraction = split.train_fraction
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction <= 1:
+        raise ValueError(f"split.train_fraction must be a number in (0, 1], got {fraction!r}")
 
 
 def check_evaluation(evaluation) -> None:

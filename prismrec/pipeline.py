@@ -18,7 +18,7 @@ import pandas as pd
 from prismrec.config import ConfigError, ExperimentConfig, ModelConfig
 from prismrec.data.catalog import Dataset
 from prismrec.data.interactions import IdMap, Interactions
-from prismrec.data.splits import Split, make_split, split_options
+from prismrec.data.splits import Split, make_split, split_options, subsample_train
 from prismrec.evaluation.evaluator import EvaluationResult, Evaluator
 from prismrec.io import atomic_write_frame, atomic_write_text
 from prismrec.models.registry import create_model, get_model_class
@@ -49,6 +49,8 @@ def split_data(config: ExperimentConfig, dataset: Dataset, seed: int | None = No
     if seed is not None and "seed" in split_options(config.split.strategy):
         options["seed"] = seed
     split = make_split(dataset.interactions, config.split.strategy, **options)
+    if config.split.train_fraction < 1:
+        split = subsample_train(split, config.split.train_fraction, seed=options.get("seed", 0) or 0)
     split.check_disjoint()
     return split
 
