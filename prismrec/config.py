@@ -63,6 +63,9 @@ class EvaluationConfig:
     all_pairs: bool = False
     #: cold-start item splits: rank among the cold test items ("cold", default) or among all items ("all")
     cold_start_candidates: str = "cold"
+    #: mask each user's valid items at test time (the default); false gives MMRec's protocol
+    #: (only train items masked), labelled as such, for comparison with published MMRec tables
+    mask_valid: bool = True
 
 
 @dataclass

@@ -77,8 +77,9 @@ def check_evaluation(evaluation) -> None:
     if evaluation.cold_start_candidates not in ("cold", "all"):
         raise ValueError("evaluation.cold_start_candidates must be 'cold' (rank among the cold test items) or "
                          f"'all' (rank them among all items), got {evaluation.cold_start_candidates!r}")
-    if not isinstance(evaluation.all_pairs, bool):
-        raise ValueError(f"evaluation.all_pairs must be true or false, got {evaluation.all_pairs!r}")
+    for name in ("all_pairs", "mask_valid"):
+        if not isinstance(getattr(evaluation, name), bool):
+            raise ValueError(f"evaluation.{name} must be true or false, got {getattr(evaluation, name)!r}")
 
 
 def check_feature(name: str, feature) -> None:

@@ -190,9 +190,12 @@ def fit_model(model_config: ModelConfig, model, split: Split, features: Features
     return time.perf_counter() - started
 
 
-def evaluate_on_test(model, split: Split, evaluator: Evaluator, *, cold_start_candidates: str = "cold"
-                     ) -> EvaluationResult:
-    """Test evaluation, masking train and valid items.
+MMREC_PROTOCOL = "only train items masked, valid items rankable (MMRec's protocol)"
+
+
+def evaluate_on_test(model, split: Split, evaluator: Evaluator, *, cold_start_candidates: str = "cold",
+                     mask_valid: bool = True) -> EvaluationResult:
+    """Test evaluation, masking train and valid items (``mask_valid=False``: train only, as MMRec).
 
     On a cold-start item split the ranking runs over the cold test items by default
     (``cold_start_candidates="cold"``); ``"all"`` ranks them among every item.
@@ -200,8 +203,12 @@ def evaluate_on_test(model, split: Split, evaluator: Evaluator, *, cold_start_ca
     candidates, label = None, None
     if split.cold_items is not None and cold_start_candidates == "cold":
         candidates, label = split.cold_items, "cold test items"
-    return evaluator.evaluate(model, split.test, exclude=[split.train, split.valid], popularity_from=split.train,
-                              candidate_items=candidates, candidates_label=label or "candidate items")
+    exclude = [split.train, split.valid] if mask_valid else [split.train]
+    result = evaluator.evaluate(model, split.test, exclude=exclude, popularity_from=split.train,
+                                candidate_items=candidates, candidates_label=label or "candidate items")
+    if not mask_valid:
+        result.protocol = f"{result.protocol}; {MMREC_PROTOCOL}"
+    return result
 
 
 def make_evaluator(config: ExperimentConfig) -> Evaluator:
