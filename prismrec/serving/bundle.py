@@ -133,10 +133,17 @@ def load_bundle(folder: str | Path) -> Bundle:
     return Bundle(folder, model, users, items, train, catalog, features, manifest.get("info", {}))
 
 
-def feature_sources(config, model_config) -> list[FeatureSource]:
-    """The feature sources of one model of an experiment config (encoder ids computed now)."""
+def feature_sources(config, model_config, features_info: dict | None = None) -> list[FeatureSource]:
+    """The feature sources of one model: from ``features_info`` (what ``compute_features`` used),
+    else from the config (encoder ids computed now)."""
     sources = []
     for name in model_config.features:
+        info = (features_info or {}).get(name)
+        if info is not None:
+            spec = str(info["encoder"])
+            encoder_id = None if spec.startswith("dataset:") else info.get("encoder_id")
+            sources.append(FeatureSource(name, spec, dict(info.get("options") or {}), encoder_id))
+            continue
         spec = config.features[name]
         encoder_id = None
         if not spec.encoder.startswith("dataset:"):
@@ -148,8 +155,9 @@ def feature_sources(config, model_config) -> list[FeatureSource]:
     return sources
 
 
-def bundle_from_fit(folder: str | Path, config, model_config, dataset, split, model) -> Path:
+def bundle_from_fit(folder: str | Path, config, model_config, dataset, split, model,
+                    features_info: dict | None = None) -> Path:
     """What ``prismrec fit --out RUN`` calls: a bundle beside the run's split and run.json."""
     return write_bundle(folder, model=model, train=split.train, catalog=dataset.catalog,
-                        features=feature_sources(config, model_config),
+                        features=feature_sources(config, model_config, features_info),
                         info={"config": str(config.source), "model_name": model_config.name})
