@@ -15,8 +15,13 @@ Example:
 """
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import torch
+
+from prismrec.io import atomic_path
 
 DEFAULT_ANN_THRESHOLD = 200_000
 
@@ -66,15 +71,25 @@ class HnswIndex:
     kind = "hnsw"
 
     def __init__(self, item_vectors: torch.Tensor, *, neighbours: int = 32, ef_construction: int = 80,
-                 ef_search: int = 128) -> None:
+                 ef_search: int = 128, cache_dir: str | Path | None = None) -> None:
         import faiss
 
         self._faiss = faiss
-        dim = item_vectors.shape[1]
-        self.index = faiss.IndexHNSWFlat(dim, neighbours, faiss.METRIC_INNER_PRODUCT)
-        self.index.hnsw.efConstruction = ef_construction
         self.ef_search = ef_search
+        cached = None
+        if cache_dir is not None:  # building a 1M-item graph takes minutes: keep it for the next start
+            digest = hashlib.sha256(np.ascontiguousarray(item_vectors.float().numpy()).tobytes())
+            digest.update(f"{neighbours},{ef_construction}".encode())
+            cached = Path(cache_dir) / f"hnsw-{digest.hexdigest()[:24]}.faiss"
+            if cached.is_file():
+                self.index = faiss.read_index(str(cached))
+                return
+        self.index = faiss.IndexHNSWFlat(item_vectors.shape[1], neighbours, faiss.METRIC_INNER_PRODUCT)
+        self.index.hnsw.efConstruction = ef_construction
         self.add(item_vectors)
+        if cached is not None:
+            with atomic_path(cached) as tmp:
+                faiss.write_index(self.index, str(tmp))
 
     def __len__(self) -> int:
         return self.index.ntotal
@@ -99,7 +114,8 @@ class HnswIndex:
 
 
 def make_index(item_vectors: torch.Tensor, *, ann_threshold: int = DEFAULT_ANN_THRESHOLD, **options):
-    """:class:`ExactIndex` for catalogues below ``ann_threshold`` items, else :class:`HnswIndex`."""
+    """:class:`ExactIndex` for catalogues below ``ann_threshold`` items, else :class:`HnswIndex`
+    (``options`` go to it, e.g. ``cache_dir`` to reuse the graph built for the same vectors)."""
     if item_vectors.shape[0] >= ann_threshold:
         return HnswIndex(item_vectors, **options)
     return ExactIndex(item_vectors)

@@ -81,3 +81,14 @@ def test_hnsw_recall_at_10_against_exact_and_incremental_adds():
     assert not any(set(row) & skip for row, skip in zip(approximate.tolist(), exclude))
     late = index.search(items[19_999:] * 10, 1)[0]  # an added item is findable
     assert late.tolist() == [[19_999]]
+
+
+def test_hnsw_graph_is_cached_for_the_same_vectors(tmp_path):
+    items = torch.randn(2_000, 8, generator=torch.Generator().manual_seed(1))
+    first = HnswIndex(items, cache_dir=tmp_path)
+    [cached] = tmp_path.glob("hnsw-*.faiss")
+    again = HnswIndex(items, cache_dir=tmp_path)  # read, not rebuilt
+    queries = items[:20]
+    assert np.array_equal(first.search(queries, 5)[0], again.search(queries, 5)[0])
+    HnswIndex(items * 2, cache_dir=tmp_path)  # other vectors, another file
+    assert len(list(tmp_path.glob("hnsw-*.faiss"))) == 2 and cached.exists()
