@@ -199,3 +199,32 @@ def test_every_read_route_answers_hostile_input_with_json_never_a_500(bpr):
                     body = response.json()
                     assert set(body) == {"error", "detail"} and body["detail"], (url, query, body)
     assert checked > 100
+
+
+def test_body_limit_also_stops_a_streamed_body_without_content_length():
+    import asyncio
+
+    from prismrec.serving.middleware import BodyLimit
+
+    async def echo_app(scope, receive, send):  # reads the whole body, then answers 200
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def run(chunks):
+        messages, sent = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+                          for i, c in enumerate(chunks)], []
+
+        async def receive():
+            return messages.pop(0)
+
+        async def send(message):
+            sent.append(message)
+
+        await BodyLimit(echo_app, max_bytes=10)({"type": "http", "headers": []}, receive, send)
+        return sent[0]["status"], sent[-1]["body"]
+
+    assert asyncio.run(run([b"12345", b"12345"])) == (200, b"ok")
+    status, body = asyncio.run(run([b"123456", b"123456"]))
+    assert status == 413 and b"over the limit of 10 bytes" in body
