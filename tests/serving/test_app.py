@@ -228,3 +228,22 @@ def test_body_limit_also_stops_a_streamed_body_without_content_length():
     assert asyncio.run(run([b"12345", b"12345"])) == (200, b"ok")
     status, body = asyncio.run(run([b"123456", b"123456"]))
     assert status == 413 and b"over the limit of 10 bytes" in body
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"user_id": "u1"}, {"user_id": 5, "item_id": "i1"}, {"user_id": "u1", "item_id": "i1", "event": "hate"},
+    {"user_id": "u1", "item_id": "i1", "timestamp": "yesterday"}, {"user_id": "x" * 500, "item_id": "i1"},
+    [1, 2], "text", {"user_id": None, "item_id": "i1"}])
+def test_bad_interaction_bodies_get_a_422_naming_the_field(bpr, body):
+    response = bpr.post("/interactions", json=body)
+    assert response.status_code == 422 and response.json()["error"] == "invalid_request"
+    assert response.json()["detail"]
+
+
+def test_bad_item_forms_get_clear_errors(vbpr_path, tmp_path):
+    client = client_for(vbpr_path, tmp_path / "state")
+    assert client.post("/items", data={"title": "no id"}).status_code == 422
+    bad_id = client.post("/items", data={"item_id": "../x", "title": "t"})
+    assert bad_id.status_code == 400 and "item_id '../x' is not allowed" in bad_id.json()["detail"]
+    bad_fields = client.post("/items", data={"item_id": "ok1", "title": "t", "fields": "[1]"})
+    assert bad_fields.status_code == 400 and "JSON object" in bad_fields.json()["detail"]
