@@ -1,6 +1,7 @@
 """Recommenders behind one contract (see :mod:`prismrec.models.base`) and an explicit registry."""
 from prismrec.models.base import NotFittedError, Recommender
 from prismrec.models.bpr import BPR
+from prismrec.models.freedom import FREEDOM
 from prismrec.models.itemknn_cbf import ItemKNNCBF
 from prismrec.models.lightgcn import LightGCN
 from prismrec.models.mostpop import MostPopular
@@ -12,8 +13,9 @@ register("bpr", BPR)
 register("lightgcn", LightGCN)
 register("vbpr", VBPR)
 register("itemknn_cbf", ItemKNNCBF)
+register("freedom", FREEDOM)
 
 __all__ = [
     "Recommender", "NotFittedError", "register", "get_model_class", "create_model", "available_models",
-    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF",
+    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM",
 ]

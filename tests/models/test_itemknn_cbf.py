@@ -36,7 +36,8 @@ def test_scores_equal_hand_computed_neighbour_sums():
 def test_cold_item_with_the_content_of_a_popular_item_ranks_high():
     train, features, cold, _ = cold_twin_data()
     model = ItemKNNCBF(feature_names=("image",), knn_k=5).fit(train, item_features={"image": features})
-    assert_cold_twin_ranks_high(model, train, cold)
+    ranks = assert_cold_twin_ranks_high(model, train, cold, share=1.0)
+    assert np.median(ranks[:30]) <= 2  # near the top: the twin of an item in most histories
 
 
 def test_cold_items_without_content_are_counted_in_a_warning():

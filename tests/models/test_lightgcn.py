@@ -90,9 +90,11 @@ def test_propagated_rows_equal_the_full_propagation_and_its_gradient():
         torch.testing.assert_close(ours.grad, reference.grad, rtol=1e-5, atol=1e-6)
 
 
-def test_parallel_csr_matmul_matches_scipy():
-    from prismrec.models.graph import csr_matmul
+def test_parallel_and_serial_csr_matmul_match_scipy():
+    from prismrec.models.graph import SERIAL_PRODUCT_SIZE, csr_matmul
 
     matrix = sp.random(300, 200, density=0.05, format="csr", dtype=np.float32, random_state=3)
-    dense = np.random.default_rng(3).random((200, 17), dtype=np.float32)
-    np.testing.assert_allclose(csr_matmul(matrix, dense), matrix @ dense, rtol=1e-5, atol=1e-6)
+    for columns in (17, 64):  # 3,000 x 17 multiply-adds run serially, 3,000 x 64 in parallel
+        assert (matrix.nnz * columns < SERIAL_PRODUCT_SIZE) == (columns == 17)
+        dense = np.random.default_rng(3).random((200, columns), dtype=np.float32)
+        np.testing.assert_allclose(csr_matmul(matrix, dense), matrix @ dense, rtol=1e-5, atol=1e-6)

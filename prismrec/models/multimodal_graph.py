@@ -1,0 +1,103 @@
+"""The network shared by the two-graph multimodal models (FREEDOM, LATTICE): ID embeddings
+propagated over the user-item graph (LightGCN) plus an item-item content part.
+
+Items never seen in training have an all-zero row in the user-item graph and only ever
+appear as negatives, so their ID embedding carries no signal; it is masked to zero. For
+scoring, such an item takes the graph-weighted mean of its seen content neighbours' final
+embeddings (:func:`embeddings_from_neighbours`), since its own representation would be a
+small content part with no collaborative part at all.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from prismrec.models.content import checked_features, items_seen, warn_unscorable_cold_items
+from prismrec.models.graph import propagate_layer_mean, propagated_rows, row_normalize
+from prismrec.models.module_training import xavier_table
+
+
+def prepare_content(model_name: str, train, item_features, names) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Checked float32 feature arrays and the mask of items seen in training; warns (counted)
+    about never-seen items without any content.
+
+    Example:
+        >>> arrays, seen = prepare_content("FREEDOM", train, {"image": posters}, ["image"])  # doctest: +SKIP
+    """
+    arrays = checked_features(item_features, names, train.n_items, model_name)
+    seen = items_seen(train)
+    warn_unscorable_cold_items(model_name, seen, arrays)
+    return arrays, seen
+
+
+class ItemGraphNetwork(torch.nn.Module):
+    """User/item ID embeddings (Xavier), one linear projection per modality, and the
+    forward passes over the user-item graph.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> network = ItemGraphNetwork(3, 2, 4, np.array([True, False]), {"image": 5}, 4)
+        >>> network.item_ids()[1].abs().sum().item()  # the never-seen item has no ID embedding
+        0.0
+    """
+
+    def __init__(self, n_users: int, n_items: int, embedding_size: int, seen: np.ndarray,
+                 feature_dims: dict[str, int], feature_embedding_size: int) -> None:
+        super().__init__()
+        self.n_users = n_users
+        self.user_embedding = xavier_table(n_users, embedding_size)
+        self.item_embedding = xavier_table(n_items, embedding_size)
+        self.register_buffer("seen", torch.from_numpy(np.asarray(seen, dtype=np.float32)).unsqueeze(1))
+        self.projections = torch.nn.ModuleList(
+            torch.nn.Linear(dim, feature_embedding_size) for dim in feature_dims.values())
+
+    def item_ids(self) -> torch.Tensor:
+        """Item ID embeddings with the never-seen items' rows set to zero."""
+        return self.item_embedding * self.seen
+
+    def content_part(self, item_graph, n_layers: int) -> torch.Tensor:
+        """``S^n_layers @ item_ids()`` over a fixed item-item graph (a :class:`FixedGraph`)."""
+        return item_graph.propagate(self.item_ids(), n_layers)
+
+    def ego(self) -> torch.Tensor:
+        return torch.cat([self.user_embedding, self.item_ids()])
+
+    def batch_rows(self, adjacency, n_layers: int, users, positives, negatives, content: torch.Tensor):
+        """Propagated user rows and item rows (plus ``content``) of one batch of triplets."""
+        nodes = torch.cat([users, positives + self.n_users, negatives + self.n_users])
+        rows, position = torch.unique(nodes, return_inverse=True)
+        propagated = propagated_rows(adjacency, self.ego(), rows, n_layers).index_select(0, position)
+        user_rows, positive_rows, negative_rows = propagated.view(3, len(users), -1)
+        return user_rows, positive_rows + content[positives], negative_rows + content[negatives]
+
+    def all_rows(self, adjacency, n_layers: int, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """All users' and items' final embeddings (items: propagated ID part plus ``content``)."""
+        propagated = propagate_layer_mean(adjacency, self.ego(), n_layers)
+        return propagated[: self.n_users].clone(), propagated[self.n_users:] + content
+
+
+def embeddings_from_neighbours(item_embeddings: torch.Tensor, item_graph: sp.spmatrix,
+                               seen: np.ndarray) -> torch.Tensor:
+    """``item_embeddings`` where each never-seen item's row is replaced by the mean of its
+    seen neighbours' rows in ``item_graph``, weighted by the graph's values.
+
+    Never-seen items without seen neighbours keep their row.
+
+    Example:
+        >>> import numpy as np, scipy.sparse as sp, torch
+        >>> graph = sp.csr_matrix(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 3.0, 1.0]]))
+        >>> embeddings_from_neighbours(torch.eye(3), graph, np.array([True, True, False])).tolist()
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.25, 0.75, 0.0]]
+    """
+    seen = np.asarray(seen, dtype=bool)
+    cold = np.flatnonzero(~seen)
+    if len(cold) == 0:
+        return item_embeddings
+    to_seen = sp.csr_matrix(item_graph, dtype=np.float32)[cold] @ sp.diags(seen.astype(np.float32))
+    weights = row_normalize(to_seen)
+    has_neighbours = np.diff(weights.indptr) > 0
+    result = item_embeddings.clone()
+    rows = torch.from_numpy(cold[has_neighbours])
+    result[rows] = torch.from_numpy(weights[has_neighbours] @ item_embeddings.detach().numpy())
+    return result
