@@ -3,6 +3,7 @@ from prismrec.models.base import NotFittedError, Recommender
 from prismrec.models.bpr import BPR
 from prismrec.models.freedom import FREEDOM
 from prismrec.models.itemknn_cbf import ItemKNNCBF
+from prismrec.models.lattice import LATTICE
 from prismrec.models.lightgcn import LightGCN
 from prismrec.models.mostpop import MostPopular
 from prismrec.models.vbpr import VBPR
@@ -14,8 +15,9 @@ register("lightgcn", LightGCN)
 register("vbpr", VBPR)
 register("itemknn_cbf", ItemKNNCBF)
 register("freedom", FREEDOM)
+register("lattice", LATTICE)
 
 __all__ = [
     "Recommender", "NotFittedError", "register", "get_model_class", "create_model", "available_models",
-    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM",
+    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM", "LATTICE",
 ]

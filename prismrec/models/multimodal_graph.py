@@ -14,7 +14,14 @@ import scipy.sparse as sp
 import torch
 
 from prismrec.models.content import checked_features, items_seen, warn_unscorable_cold_items
-from prismrec.models.graph import propagate_layer_mean, propagated_rows, row_normalize
+from prismrec.models.graph import (
+    bipartite_adjacency,
+    propagate_layer_mean,
+    propagated_rows,
+    row_normalize,
+    symmetric_normalize,
+    to_torch_sparse_csr,
+)
 from prismrec.models.module_training import xavier_table
 
 
@@ -63,19 +70,53 @@ class ItemGraphNetwork(torch.nn.Module):
     def ego(self) -> torch.Tensor:
         return torch.cat([self.user_embedding, self.item_ids()])
 
-    def batch_rows(self, adjacency, n_layers: int, users, positives, negatives, content: torch.Tensor):
-        """Propagated user rows and item rows (plus ``content``) of one batch of triplets."""
+    def batch_rows(self, graph, n_layers: int, users, positives, negatives, content: torch.Tensor):
+        """Propagated user rows and item rows (plus ``content``) of one batch of triplets;
+        ``graph`` is a symmetric adjacency or a :class:`ScaledGraph`."""
         nodes = torch.cat([users, positives + self.n_users, negatives + self.n_users])
         rows, position = torch.unique(nodes, return_inverse=True)
-        propagated = propagated_rows(adjacency, self.ego(), rows, n_layers).index_select(0, position)
-        user_rows, positive_rows, negative_rows = propagated.view(3, len(users), -1)
+        adjacency, inner, outer = _parts(graph)
+        ego = self.ego() if inner is None else self.ego() * inner
+        propagated = propagated_rows(adjacency, ego, rows, n_layers)
+        if outer is not None:
+            propagated = propagated * outer.index_select(0, rows)
+        user_rows, positive_rows, negative_rows = propagated.index_select(0, position).view(3, len(users), -1)
         return user_rows, positive_rows + content[positives], negative_rows + content[negatives]
 
-    def all_rows(self, adjacency, n_layers: int, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def all_rows(self, graph, n_layers: int, content: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """All users' and items' final embeddings (items: propagated ID part plus ``content``)."""
-        propagated = propagate_layer_mean(adjacency, self.ego(), n_layers)
+        adjacency, inner, outer = _parts(graph)
+        ego = self.ego() if inner is None else self.ego() * inner
+        propagated = propagate_layer_mean(adjacency, ego, n_layers)
+        if outer is not None:
+            propagated = propagated * outer
         return propagated[: self.n_users].clone(), propagated[self.n_users:] + content
 
+
+class ScaledGraph:
+    """``D^-1 (A + I)`` of the bipartite graph (LATTICE's user-item graph), kept as the
+    symmetric ``S = D^-1/2 (A + I) D^-1/2`` with ``D^-1 (A + I) = D^-1/2 S D^1/2``, so the
+    propagation reuses the symmetric custom backward: ``P^l E = D^-1/2 S^l (D^1/2 E)``.
+
+    Example:
+        >>> import scipy.sparse as sp
+        >>> graph = ScaledGraph(sp.csr_matrix([[1.0]]))  # one user, one item
+        >>> graph.adjacency.to_dense().round(decimals=4).tolist()
+        [[0.5, 0.5], [0.5, 0.5]]
+    """
+
+    def __init__(self, interactions: sp.spmatrix) -> None:
+        adjacency = bipartite_adjacency(interactions) + sp.eye(sum(interactions.shape), dtype=np.float32, format="csr")
+        degree = np.asarray(adjacency.sum(axis=1), dtype=np.float32).ravel()
+        self.adjacency = to_torch_sparse_csr(symmetric_normalize(adjacency))
+        self.inner = torch.from_numpy(np.sqrt(degree)).unsqueeze(1)
+        self.outer = 1.0 / self.inner
+
+
+def _parts(graph):
+    if isinstance(graph, ScaledGraph):
+        return graph.adjacency, graph.inner, graph.outer
+    return graph, None, None
 
 def embeddings_from_neighbours(item_embeddings: torch.Tensor, item_graph: sp.spmatrix,
                                seen: np.ndarray) -> torch.Tensor:
