@@ -1,5 +1,6 @@
 """Recommenders behind one contract (see :mod:`prismrec.models.base`) and an explicit registry."""
 from prismrec.models.base import NotFittedError, Recommender
+from prismrec.models.bm3 import BM3
 from prismrec.models.bpr import BPR
 from prismrec.models.freedom import FREEDOM
 from prismrec.models.itemknn_cbf import ItemKNNCBF
@@ -16,8 +17,9 @@ register("vbpr", VBPR)
 register("itemknn_cbf", ItemKNNCBF)
 register("freedom", FREEDOM)
 register("lattice", LATTICE)
+register("bm3", BM3)
 
 __all__ = [
     "Recommender", "NotFittedError", "register", "get_model_class", "create_model", "available_models",
-    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM", "LATTICE",
+    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM", "LATTICE", "BM3",
 ]
