@@ -183,8 +183,30 @@ SPLITTERS = {
 }
 
 
+_SPLIT_FUNCTIONS = {"random_per_user": per_user_ratio, "temporal_per_user": per_user_ratio,
+                    "global_temporal": global_temporal, "leave_one_out": leave_one_out,
+                    "cold_start_items": cold_start_items}
+
+
+def split_options(strategy: str) -> list[str]:
+    """The options a strategy accepts (``seed``, ``ratios``...), read from its function's signature.
+
+    Example:
+        >>> split_options("random_per_user")
+        ['ratios', 'seed']
+    """
+    import inspect
+
+    parameters = list(inspect.signature(_SPLIT_FUNCTIONS[strategy]).parameters)[1:]
+    return sorted(set(parameters) - {"temporal"})
+
+
 def make_split(data: Interactions, strategy: str, **options) -> Split:
     """Split by strategy name (one of :data:`SPLITTERS`)."""
     if strategy not in SPLITTERS:
         raise KeyError(f"unknown split strategy {strategy!r}; choose one of {sorted(SPLITTERS)}")
+    unknown = sorted(set(options) - set(split_options(strategy)))
+    if unknown:
+        raise TypeError(f"split strategy {strategy!r} has no option(s) {unknown}; it accepts "
+                        f"{split_options(strategy) or 'no options'}")
     return SPLITTERS[strategy](data, **options)

@@ -72,7 +72,15 @@ class EarlyStopping:
         name, _, k = metric.partition("@")
         if not k.isdigit():
             raise ValueError(f"early-stopping metric must look like 'ndcg@20', got {metric!r}")
-        self.evaluator = Evaluator(ks=(int(k),), metrics=(name,))
+        if self.active and int(k) > train.n_items:
+            raise ValueError(
+                f"{type(model).__name__}: early stopping asked for {metric!r} (early_stopping_metric), but the "
+                f"catalogue has only {train.n_items} items; choose a cut-off of at most {train.n_items}, e.g. "
+                f"early_stopping_metric: {name}@{min(10, train.n_items)}")
+        try:
+            self.evaluator = Evaluator(ks=(int(k),), metrics=(name,))
+        except KeyError as error:
+            raise ValueError(f"{type(model).__name__}: early_stopping_metric {metric!r}: {error.args[0]}") from None
         self.best_value, self.best_epoch, self.history = -np.inf, -1, []
         self._best_state: dict | None = None
         self._bad_checks = 0
