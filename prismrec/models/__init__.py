@@ -6,6 +6,7 @@ from prismrec.models.freedom import FREEDOM
 from prismrec.models.itemknn_cbf import ItemKNNCBF
 from prismrec.models.lattice import LATTICE
 from prismrec.models.lightgcn import LightGCN
+from prismrec.models.mgcn import MGCN
 from prismrec.models.mostpop import MostPopular
 from prismrec.models.vbpr import VBPR
 from prismrec.models.registry import available_models, create_model, get_model_class, register
@@ -18,8 +19,9 @@ register("itemknn_cbf", ItemKNNCBF)
 register("freedom", FREEDOM)
 register("lattice", LATTICE)
 register("bm3", BM3)
+register("mgcn", MGCN)
 
 __all__ = [
     "Recommender", "NotFittedError", "register", "get_model_class", "create_model", "available_models",
-    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM", "LATTICE", "BM3",
+    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM", "LATTICE", "BM3", "MGCN",
 ]

@@ -17,18 +17,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from prismrec.models.base import Recommender
 from prismrec.models.graph import normalized_bipartite_adjacency, to_torch_sparse_csr
 from prismrec.models.itemknn_cbf import feature_name_list
 from prismrec.models.module_training import fit_module
-from prismrec.models.multimodal_graph import ItemGraphNetwork, prepare_content
+from prismrec.models.multimodal_graph import ItemGraphNetwork, MultimodalEmbeddingModel, prepare_content
 
 
 def _cosine_distance(online: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1.0 - F.cosine_similarity(online, target.detach(), dim=-1).mean()
 
 
-class BM3(Recommender):
+class BM3(MultimodalEmbeddingModel):
     """BM3 on any named modalities (MMRec's ``BM3.yaml``: the first value of each grid).
 
     Published: ``user_embeddings_`` and ``item_embeddings_`` after the predictor, so
@@ -52,9 +51,6 @@ class BM3(Recommender):
         self.batch_size, self.epochs = batch_size, epochs
         self.early_stopping_metric, self.patience, self.eval_every = early_stopping_metric, patience, eval_every
         self.seed = seed
-
-    def required_features_for_fit(self) -> tuple[str, ...]:
-        return tuple(self.feature_names)
 
     def _fit(self, train, valid, item_features, progress) -> None:
         arrays, seen = prepare_content("BM3", train, item_features, self.feature_names)
@@ -92,11 +88,6 @@ class BM3(Recommender):
             self.item_embeddings_ = network.predictor(item_table).detach().clone()
 
         fit_module(self, network, train, valid, batch_loss=batch_loss, publish=publish, progress=progress)
-
-    def score(self, user_ids) -> torch.Tensor:
-        self._check_fitted()
-        users = torch.as_tensor(np.asarray(user_ids, dtype=np.int64))
-        return self.user_embeddings_.index_select(0, users) @ self.item_embeddings_.T
 
 
 def _content_for_unseen(network, features, item_table: torch.Tensor, seen: np.ndarray) -> torch.Tensor:

@@ -14,16 +14,20 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from prismrec.models.base import Recommender
 from prismrec.models.content import item_content_graph, modality_weights, weighted_graph_sum
 from prismrec.models.graph import normalized_bipartite_adjacency, to_torch_sparse_csr
 from prismrec.models.item_graph import degree_sensitive_edge_sample
 from prismrec.models.itemknn_cbf import feature_name_list
 from prismrec.models.module_training import FixedGraph, bpr_loss, fit_module
-from prismrec.models.multimodal_graph import ItemGraphNetwork, embeddings_from_neighbours, prepare_content
+from prismrec.models.multimodal_graph import (
+    ItemGraphNetwork,
+    MultimodalEmbeddingModel,
+    embeddings_from_neighbours,
+    prepare_content,
+)
 
 
-class FREEDOM(Recommender):
+class FREEDOM(MultimodalEmbeddingModel):
     """FREEDOM with the paper's defaults (MMRec's ``FREEDOM.yaml``; ``dropout`` and
     ``reg_weight`` are the first values of the paper's grids).
 
@@ -50,9 +54,6 @@ class FREEDOM(Recommender):
         self.batch_size, self.epochs = batch_size, epochs
         self.early_stopping_metric, self.patience, self.eval_every = early_stopping_metric, patience, eval_every
         self.seed, self.graph_cache_dir = seed, graph_cache_dir
-
-    def required_features_for_fit(self) -> tuple[str, ...]:
-        return tuple(self.feature_names)
 
     def _fit(self, train, valid, item_features, progress) -> None:
         arrays, seen = prepare_content("FREEDOM", train, item_features, self.feature_names)
@@ -90,8 +91,3 @@ class FREEDOM(Recommender):
 
         fit_module(self, network, train, valid, batch_loss=batch_loss, publish=publish, progress=progress,
                    before_epoch=before_epoch)
-
-    def score(self, user_ids) -> torch.Tensor:
-        self._check_fitted()
-        users = torch.as_tensor(np.asarray(user_ids, dtype=np.int64))
-        return self.user_embeddings_.index_select(0, users) @ self.item_embeddings_.T

@@ -16,12 +16,17 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from prismrec.models.base import Recommender
 from prismrec.models.content import item_content_graph
 from prismrec.models.item_graph import knn_graph
 from prismrec.models.itemknn_cbf import feature_name_list
 from prismrec.models.module_training import FixedGraph, bpr_loss, fit_module
-from prismrec.models.multimodal_graph import ItemGraphNetwork, ScaledGraph, embeddings_from_neighbours, prepare_content
+from prismrec.models.multimodal_graph import (
+    ItemGraphNetwork,
+    MultimodalEmbeddingModel,
+    ScaledGraph,
+    embeddings_from_neighbours,
+    prepare_content,
+)
 
 
 def learned_knn_entries(projected: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -65,7 +70,7 @@ def lattice_item_graph(projected, frozen, weights, k: int, lambda_coeff: float):
     return rows, columns, torch.cat([(1 - lambda_coeff) * learned_values, lambda_coeff * frozen_values])
 
 
-class LATTICE(Recommender):
+class LATTICE(MultimodalEmbeddingModel):
     """LATTICE on any named modalities (MMRec's ``LATTICE.yaml`` defaults; the learning rate
     and ``reg_weight`` come from the paper's grids).
 
@@ -87,9 +92,6 @@ class LATTICE(Recommender):
         self.reg_weight, self.learning_rate, self.batch_size, self.epochs = reg_weight, learning_rate, batch_size, epochs
         self.early_stopping_metric, self.patience, self.eval_every = early_stopping_metric, patience, eval_every
         self.seed, self.graph_cache_dir = seed, graph_cache_dir
-
-    def required_features_for_fit(self) -> tuple[str, ...]:
-        return tuple(self.feature_names)
 
     def _fit(self, train, valid, item_features, progress) -> None:
         arrays, seen = prepare_content("LATTICE", train, item_features, self.feature_names)
@@ -139,11 +141,6 @@ class LATTICE(Recommender):
 
         fit_module(self, network, train, valid, batch_loss=batch_loss, publish=publish, progress=progress,
                    before_epoch=lambda epoch: epoch_graph.pop("graph", None))
-
-    def score(self, user_ids) -> torch.Tensor:
-        self._check_fitted()
-        users = torch.as_tensor(np.asarray(user_ids, dtype=np.int64))
-        return self.user_embeddings_.index_select(0, users) @ self.item_embeddings_.T
 
 
 def _fixed(rows, columns, values, n_items: int) -> FixedGraph:

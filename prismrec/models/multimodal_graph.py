@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from prismrec.models.base import Recommender
 from prismrec.models.content import checked_features, items_seen, warn_unscorable_cold_items
 from prismrec.models.graph import (
     bipartite_adjacency,
@@ -36,6 +37,21 @@ def prepare_content(model_name: str, train, item_features, names) -> tuple[dict[
     seen = items_seen(train)
     warn_unscorable_cold_items(model_name, seen, arrays)
     return arrays, seen
+
+
+class MultimodalEmbeddingModel(Recommender):
+    """Base of the multimodal embedding models: they need the arrays named in
+    ``feature_names`` and score ``user_embeddings_[u] @ item_embeddings_.T``."""
+
+    feature_names: list[str]
+
+    def required_features_for_fit(self) -> tuple[str, ...]:
+        return tuple(self.feature_names)
+
+    def score(self, user_ids) -> torch.Tensor:
+        self._check_fitted()
+        users = torch.as_tensor(np.asarray(user_ids, dtype=np.int64))
+        return self.user_embeddings_.index_select(0, users) @ self.item_embeddings_.T
 
 
 class ItemGraphNetwork(torch.nn.Module):
