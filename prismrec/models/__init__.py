@@ -5,6 +5,7 @@ from prismrec.models.bpr import BPR
 from prismrec.models.freedom import FREEDOM
 from prismrec.models.itemknn_cbf import ItemKNNCBF
 from prismrec.models.lattice import LATTICE
+from prismrec.models.lgmrec import LGMRec
 from prismrec.models.lightgcn import LightGCN
 from prismrec.models.mgcn import MGCN
 from prismrec.models.mostpop import MostPopular
@@ -20,8 +21,9 @@ register("freedom", FREEDOM)
 register("lattice", LATTICE)
 register("bm3", BM3)
 register("mgcn", MGCN)
+register("lgmrec", LGMRec)
 
 __all__ = [
     "Recommender", "NotFittedError", "register", "get_model_class", "create_model", "available_models",
-    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM", "LATTICE", "BM3", "MGCN",
+    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM", "LATTICE", "BM3", "MGCN", "LGMRec",
 ]

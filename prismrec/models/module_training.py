@@ -9,6 +9,7 @@ the same compiled kernel as LightGCN's propagation.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
@@ -70,6 +71,35 @@ def bpr_loss(users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tens
     return -torch.nn.functional.logsigmoid((users * (positives - negatives)).sum(1)).mean()
 
 
+#: graphs with fewer nodes (users + items) than this train on one thread (see :func:`threads_for`)
+SMALL_GRAPH_NODES = 10_000
+
+
+@contextmanager
+def threads_for(n_nodes: int):
+    """Use one torch thread while training a graph smaller than :data:`SMALL_GRAPH_NODES`,
+    then restore the previous count.
+
+    Each operation on such a graph is too small to split: waking a second thread costs
+    more than it saves, and on a busy machine a spinning pool makes tiny kernels 100x
+    slower (measured: a 40-item model trains 3x faster on one thread under load 4).
+
+    Example:
+        >>> import torch
+        >>> with threads_for(100):
+        ...     torch.get_num_threads()
+        1
+    """
+    previous = torch.get_num_threads()
+    if n_nodes < SMALL_GRAPH_NODES and previous > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
+
+
 def fit_module(model, module: torch.nn.Module, train, valid, *, batch_loss: Callable, publish: Callable,
                progress: bool = False, before_epoch: Callable | None = None, weight_decay: float = 0.0) -> None:
     """Train ``module`` with Adam on BPR triplets and early stopping.
@@ -98,5 +128,6 @@ def fit_module(model, module: torch.nn.Module, train, valid, *, batch_loss: Call
             publish()
         return loss
 
-    train_epochs(model, train, valid, run_epoch, epochs=model.epochs, metric=model.early_stopping_metric,
-                 patience=model.patience, every=model.eval_every, progress=progress)
+    with threads_for(train.n_users + train.n_items):
+        train_epochs(model, train, valid, run_epoch, epochs=model.epochs, metric=model.early_stopping_metric,
+                     patience=model.patience, every=model.eval_every, progress=progress)

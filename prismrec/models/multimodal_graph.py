@@ -14,7 +14,13 @@ import scipy.sparse as sp
 import torch
 
 from prismrec.models.base import Recommender
-from prismrec.models.content import checked_features, items_seen, warn_unscorable_cold_items
+from prismrec.models.content import (
+    checked_features,
+    item_content_graph,
+    items_seen,
+    warn_unscorable_cold_items,
+    weighted_graph_sum,
+)
 from prismrec.models.graph import (
     bipartite_adjacency,
     propagate_layer_mean,
@@ -66,14 +72,14 @@ class ItemGraphNetwork(torch.nn.Module):
     """
 
     def __init__(self, n_users: int, n_items: int, embedding_size: int, seen: np.ndarray,
-                 feature_dims: dict[str, int], feature_embedding_size: int) -> None:
+                 feature_dims: dict[str, int], feature_embedding_size: int, *, projection_bias: bool = True) -> None:
         super().__init__()
         self.n_users = n_users
         self.user_embedding = xavier_table(n_users, embedding_size)
         self.item_embedding = xavier_table(n_items, embedding_size)
         self.register_buffer("seen", torch.from_numpy(np.asarray(seen, dtype=np.float32)).unsqueeze(1))
         self.projections = torch.nn.ModuleList(
-            torch.nn.Linear(dim, feature_embedding_size) for dim in feature_dims.values())
+            torch.nn.Linear(dim, feature_embedding_size, bias=projection_bias) for dim in feature_dims.values())
 
     def item_ids(self) -> torch.Tensor:
         """Item ID embeddings with the never-seen items' rows set to zero."""
@@ -133,6 +139,14 @@ def _parts(graph):
     if isinstance(graph, ScaledGraph):
         return graph.adjacency, graph.inner, graph.outer
     return graph, None, None
+
+def content_neighbour_graph(arrays: dict[str, np.ndarray], k: int, cache_dir=None) -> sp.csr_matrix:
+    """The mean over modalities of each one's cosine kNN graph (raw similarities): who an
+    item's content neighbours are, for models without an item-item graph of their own."""
+    graphs = [item_content_graph(array, k=k, binary=False, normalization="none", cache_dir=cache_dir)
+              for array in arrays.values()]
+    return weighted_graph_sum(graphs, np.full(len(graphs), 1.0 / len(graphs)))
+
 
 def embeddings_from_neighbours(item_embeddings: torch.Tensor, item_graph: sp.spmatrix,
                                seen: np.ndarray) -> torch.Tensor:

@@ -25,6 +25,7 @@ CONTRACT_PARAMS = {
     "vbpr": {"factors": 8, "visual_factors": 8, "epochs": 40, "learning_rate": 0.05, "patience": 10},
     "freedom": {"embedding_size": 16, "knn_k": 5, "epochs": 30, "learning_rate": 0.02, "patience": 10},
     "bm3": {"embedding_size": 16, "epochs": 30, "learning_rate": 0.02, "patience": 10},
+    "lgmrec": {"embedding_size": 16, "epochs": 30, "learning_rate": 0.02, "patience": 10},
     "mgcn": {"embedding_size": 16, "knn_k": 5, "epochs": 30, "learning_rate": 0.02, "patience": 10},
     "lattice": {"embedding_size": 16, "feature_embedding_size": 8, "knn_k": 5, "epochs": 30, "learning_rate": 0.02,
                 "patience": 10},
