@@ -8,6 +8,7 @@ from prismrec.models.lattice import LATTICE
 from prismrec.models.lgmrec import LGMRec
 from prismrec.models.lightgcn import LightGCN
 from prismrec.models.mgcn import MGCN
+from prismrec.models.mmgcn import MMGCN
 from prismrec.models.mostpop import MostPopular
 from prismrec.models.vbpr import VBPR
 from prismrec.models.registry import available_models, create_model, get_model_class, register
@@ -22,8 +23,9 @@ register("lattice", LATTICE)
 register("bm3", BM3)
 register("mgcn", MGCN)
 register("lgmrec", LGMRec)
+register("mmgcn", MMGCN)
 
 __all__ = [
     "Recommender", "NotFittedError", "register", "get_model_class", "create_model", "available_models",
-    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM", "LATTICE", "BM3", "MGCN", "LGMRec",
+    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM", "LATTICE", "BM3", "MGCN", "LGMRec", "MMGCN",
 ]

@@ -28,7 +28,8 @@ def _cosine_distance(online: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
 
 class BM3(MultimodalEmbeddingModel):
-    """BM3 on any named modalities (MMRec's ``BM3.yaml``: the first value of each grid).
+    """BM3 on any named modalities (MMRec's ``BM3.yaml``; ``n_layers``, ``dropout`` and
+    ``reg_weight`` take the first value of each grid, to be tuned per data set).
 
     Published: ``user_embeddings_`` and ``item_embeddings_`` after the predictor, so
     ``score = user_embeddings_ @ item_embeddings_.T`` as in the paper.

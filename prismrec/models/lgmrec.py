@@ -29,8 +29,7 @@ from prismrec.models.module_training import FixedGraph, bpr_loss, fit_module, xa
 from prismrec.models.multimodal_graph import (
     ItemGraphNetwork,
     MultimodalEmbeddingModel,
-    content_neighbour_graph,
-    embeddings_from_neighbours,
+    neighbour_fill,
     prepare_content,
 )
 
@@ -116,12 +115,10 @@ class LGMRec(MultimodalEmbeddingModel):
             penalty = sum(part.norm() for part in rows) / len(users)
             return bpr_loss(*rows) + self.cl_weight * contrast + self.reg_weight * penalty
 
-        neighbours = content_neighbour_graph(arrays, self.knn_k, self.graph_cache_dir) if not seen.all() else None
+        fill_unseen = neighbour_fill(arrays, seen, self.knn_k, self.graph_cache_dir)
 
         def publish() -> None:
             final = forward()[0]
-            self.user_embeddings_ = final[:n_users].clone()
-            items = final[n_users:].clone()
-            self.item_embeddings_ = items if neighbours is None else embeddings_from_neighbours(items, neighbours, seen)
+            self.user_embeddings_, self.item_embeddings_ = final[:n_users].clone(), fill_unseen(final[n_users:].clone())
 
         fit_module(self, network, train, valid, batch_loss=batch_loss, publish=publish, progress=progress)

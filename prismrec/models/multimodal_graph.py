@@ -148,6 +148,20 @@ def content_neighbour_graph(arrays: dict[str, np.ndarray], k: int, cache_dir=Non
     return weighted_graph_sum(graphs, np.full(len(graphs), 1.0 / len(graphs)))
 
 
+def neighbour_fill(arrays: dict[str, np.ndarray], seen: np.ndarray, k: int, cache_dir=None):
+    """A function ``item_embeddings -> item_embeddings`` that gives never-seen items the mean of
+    their seen content neighbours' rows (identity when training saw every item).
+
+    Example:
+        >>> fill = neighbour_fill({"image": posters}, seen, k=10)  # doctest: +SKIP
+        >>> model.item_embeddings_ = fill(items)  # doctest: +SKIP
+    """
+    if np.all(seen):
+        return lambda item_embeddings: item_embeddings
+    graph = content_neighbour_graph(arrays, k, cache_dir)
+    return lambda item_embeddings: embeddings_from_neighbours(item_embeddings, graph, seen)
+
+
 def embeddings_from_neighbours(item_embeddings: torch.Tensor, item_graph: sp.spmatrix,
                                seen: np.ndarray) -> torch.Tensor:
     """``item_embeddings`` where each never-seen item's row is replaced by the mean of its
