@@ -3,6 +3,7 @@ from prismrec.models.base import NotFittedError, Recommender
 from prismrec.models.bm3 import BM3
 from prismrec.models.bpr import BPR
 from prismrec.models.freedom import FREEDOM
+from prismrec.models.grcn import GRCN
 from prismrec.models.itemknn_cbf import ItemKNNCBF
 from prismrec.models.lattice import LATTICE
 from prismrec.models.lgmrec import LGMRec
@@ -24,8 +25,9 @@ register("bm3", BM3)
 register("mgcn", MGCN)
 register("lgmrec", LGMRec)
 register("mmgcn", MMGCN)
+register("grcn", GRCN)
 
 __all__ = [
     "Recommender", "NotFittedError", "register", "get_model_class", "create_model", "available_models",
-    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM", "LATTICE", "BM3", "MGCN", "LGMRec", "MMGCN",
+    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM", "LATTICE", "BM3", "MGCN", "LGMRec", "MMGCN", "GRCN",
 ]

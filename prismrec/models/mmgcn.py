@@ -22,12 +22,8 @@ import torch.nn.functional as F
 
 from prismrec.models.graph import bipartite_adjacency, row_normalize
 from prismrec.models.itemknn_cbf import feature_name_list
-from prismrec.models.module_training import FixedGraph, bpr_loss, fit_module
+from prismrec.models.module_training import FixedGraph, bpr_loss, fit_module, xavier_normal_table
 from prismrec.models.multimodal_graph import MultimodalEmbeddingModel, neighbour_fill, prepare_content
-
-
-def _xavier_normal(*shape) -> torch.nn.Parameter:
-    return torch.nn.Parameter(torch.nn.init.xavier_normal_(torch.empty(*shape)))
 
 
 class ModalityGCN(torch.nn.Module):
@@ -35,10 +31,10 @@ class ModalityGCN(torch.nn.Module):
 
     def __init__(self, n_users: int, feature_dim: int, latent_size: int, embedding_size: int, n_layers: int) -> None:
         super().__init__()
-        self.preference = _xavier_normal(n_users, latent_size)
+        self.preference = xavier_normal_table(n_users, latent_size)
         self.projection = torch.nn.Linear(feature_dim, latent_size)
         sizes = [latent_size] + [embedding_size] * n_layers
-        self.convolutions = torch.nn.ParameterList(_xavier_normal(sizes[l], sizes[l + 1]) for l in range(n_layers))
+        self.convolutions = torch.nn.ParameterList(xavier_normal_table(sizes[l], sizes[l + 1]) for l in range(n_layers))
         self.self_layers = torch.nn.ModuleList(torch.nn.Linear(sizes[l], sizes[l + 1]) for l in range(n_layers))
         self.combine_layers = torch.nn.ModuleList(torch.nn.Linear(sizes[l + 1], sizes[l + 1]) for l in range(n_layers))
         for layer in [*self.self_layers, *self.combine_layers]:
@@ -80,7 +76,7 @@ class MMGCN(MultimodalEmbeddingModel):
         mean_graph = FixedGraph(row_normalize(bipartite_adjacency(train.matrix)))
         n_users, n_items = train.n_users, train.n_items
         network = torch.nn.Module()
-        network.ids = _xavier_normal(n_users + n_items, self.embedding_size)
+        network.ids = xavier_normal_table(n_users + n_items, self.embedding_size)
         network.modalities = torch.nn.ModuleList(
             ModalityGCN(n_users, arrays[name].shape[1], self.latent_size, self.embedding_size, self.n_layers)
             for name in self.feature_names)

@@ -66,6 +66,11 @@ def xavier_table(n_rows: int, n_columns: int) -> torch.nn.Parameter:
     return torch.nn.Parameter(table)
 
 
+def xavier_normal_table(*shape: int) -> torch.nn.Parameter:
+    """A parameter with Xavier-normal initialisation (MMGCN's and GRCN's choice)."""
+    return torch.nn.Parameter(torch.nn.init.xavier_normal_(torch.empty(*shape)))
+
+
 def bpr_loss(users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
     """Mean ``-ln σ(u·i - u·j)`` over the rows."""
     return -torch.nn.functional.logsigmoid((users * (positives - negatives)).sum(1)).mean()
