@@ -11,6 +11,7 @@ from prismrec.models.lightgcn import LightGCN
 from prismrec.models.mgcn import MGCN
 from prismrec.models.mmgcn import MMGCN
 from prismrec.models.mostpop import MostPopular
+from prismrec.models.slmrec import SLMRec
 from prismrec.models.vbpr import VBPR
 from prismrec.models.registry import available_models, create_model, get_model_class, register
 
@@ -26,8 +27,9 @@ register("mgcn", MGCN)
 register("lgmrec", LGMRec)
 register("mmgcn", MMGCN)
 register("grcn", GRCN)
+register("slmrec", SLMRec)
 
 __all__ = [
     "Recommender", "NotFittedError", "register", "get_model_class", "create_model", "available_models",
-    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM", "LATTICE", "BM3", "MGCN", "LGMRec", "MMGCN", "GRCN",
+    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM", "LATTICE", "BM3", "MGCN", "LGMRec", "MMGCN", "GRCN", "SLMRec",
 ]

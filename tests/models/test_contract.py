@@ -27,6 +27,7 @@ CONTRACT_PARAMS = {
     "bm3": {"embedding_size": 16, "epochs": 30, "learning_rate": 0.02, "patience": 10},
     "lgmrec": {"embedding_size": 16, "epochs": 30, "learning_rate": 0.02, "patience": 10},
     "grcn": {"embedding_size": 16, "latent_size": 8, "epochs": 30, "learning_rate": 0.02, "patience": 10},
+    "slmrec": {"embedding_size": 16, "n_layers": 2, "epochs": 30, "learning_rate": 0.02, "patience": 10},
     "mmgcn": {"embedding_size": 16, "latent_size": 16, "epochs": 30, "learning_rate": 0.02, "patience": 10},
     "mgcn": {"embedding_size": 16, "knn_k": 5, "epochs": 30, "learning_rate": 0.02, "patience": 10},
     "lattice": {"embedding_size": 16, "feature_embedding_size": 8, "knn_k": 5, "epochs": 30, "learning_rate": 0.02,
