@@ -9,6 +9,7 @@ from prismrec.models.lattice import LATTICE
 from prismrec.models.lgmrec import LGMRec
 from prismrec.models.lightgcn import LightGCN
 from prismrec.models.mgcn import MGCN
+from prismrec.models.mmgcl import MMGCL
 from prismrec.models.mmgcn import MMGCN
 from prismrec.models.mostpop import MostPopular
 from prismrec.models.slmrec import SLMRec
@@ -28,8 +29,9 @@ register("lgmrec", LGMRec)
 register("mmgcn", MMGCN)
 register("grcn", GRCN)
 register("slmrec", SLMRec)
+register("mmgcl", MMGCL)
 
 __all__ = [
     "Recommender", "NotFittedError", "register", "get_model_class", "create_model", "available_models",
-    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM", "LATTICE", "BM3", "MGCN", "LGMRec", "MMGCN", "GRCN", "SLMRec",
+    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM", "LATTICE", "BM3", "MGCN", "LGMRec", "MMGCN", "GRCN", "SLMRec", "MMGCL",
 ]

@@ -45,13 +45,25 @@ def checked_features(item_features: Mapping[str, np.ndarray], names: Sequence[st
         if array.ndim != 2 or array.shape[0] != n_items:
             raise ValueError(f"{model_name}: item feature {name!r} must be [n_items={n_items}, d], "
                              f"got shape {tuple(array.shape)}")
-        bad_rows = np.flatnonzero(~np.isfinite(array).all(axis=1))
-        if len(bad_rows):
-            raise ValueError(f"{model_name}: item feature {name!r} has NaN or infinite values in {len(bad_rows)} of "
-                             f"{n_items} rows (first: row {bad_rows[0]}); fill them (zeros mean 'no content') "
-                             f"or drop those items")
+        raise_on_non_finite(array, f"{model_name}: item feature {name!r}")
         arrays[name] = array
     return arrays
+
+
+def raise_on_non_finite(array: np.ndarray, what: str) -> None:
+    """Raise ``ValueError`` naming ``what``, the number of rows with NaN/inf and the first one.
+
+    Example:
+        >>> import numpy as np
+        >>> raise_on_non_finite(np.array([[1.0], [np.nan]]), "VBPR: item feature 'image'")
+        Traceback (most recent call last):
+        ...
+        ValueError: VBPR: item feature 'image' has NaN or infinite values in 1 of 2 rows (first: row 1); fill them (zeros mean 'no content') or drop those items
+    """
+    bad_rows = np.flatnonzero(~np.isfinite(np.asarray(array)).reshape(len(array), -1).all(axis=1))
+    if len(bad_rows):
+        raise ValueError(f"{what} has NaN or infinite values in {len(bad_rows)} of {len(array)} rows "
+                         f"(first: row {bad_rows[0]}); fill them (zeros mean 'no content') or drop those items")
 
 
 def modality_weights(names: Sequence[str], weights: Mapping[str, float] | None) -> np.ndarray:

@@ -14,6 +14,8 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -53,9 +55,9 @@ def knn_graph(features: np.ndarray, k: int, *, shrink: float = 0.0, include_self
     unit = features / np.where(has_content, norms, 1.0)[:, None]
     k_eff = min(k, int(has_content.sum()) - (0 if include_self else 1))
     rows, columns, values = [], [], []
-    if k_eff > 0:
-        step = block_rows_for(n_items, block_bytes)
-        for start in range(0, n_items, step):
+    step = block_rows_for(n_items, block_bytes)
+    with _blas_threads_for(step * n_items * features.shape[1]):
+        for start in range(0, n_items, step) if k_eff > 0 else ():
             block = np.flatnonzero(has_content[start:start + step]) + start
             if len(block):
                 neighbours, similarity = _block_top_k(unit, norms, has_content, block, k_eff, shrink, include_self)
@@ -70,6 +72,20 @@ def knn_graph(features: np.ndarray, k: int, *, shrink: float = 0.0, include_self
                           dtype=np.float32)
     graph.sort_indices()
     return graph
+
+
+#: block products with fewer multiply-adds than this run BLAS on one thread
+SERIAL_BLOCK_FLOPS = 2**27
+
+
+def _blas_threads_for(flops: int):
+    """One BLAS thread for small block products (a spinning pool makes them ~6x slower on a busy
+    machine); a no-op when the product is big or threadpoolctl is not installed."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas") if flops < SERIAL_BLOCK_FLOPS else contextlib.nullcontext()
 
 
 def _block_top_k(unit, norms, has_content, block, k, shrink, include_self):
@@ -116,5 +132,19 @@ def degree_sensitive_edge_sample(interactions: sp.spmatrix, keep_ratio: float,
     weight = 1.0 / np.sqrt(user_degree[matrix.row] * item_degree[matrix.col])
     keys = np.log(rng.random(matrix.nnz)) / weight  # larger is better; log(u) <= 0
     kept = np.argpartition(-keys, n_keep - 1)[:n_keep] if n_keep > 0 else np.empty(0, dtype=np.int64)
+    return sp.csr_matrix((np.ones(len(kept), dtype=np.float32), (matrix.row[kept], matrix.col[kept])),
+                         shape=matrix.shape)
+
+
+def uniform_edge_sample(interactions: sp.spmatrix, keep_ratio: float, rng: np.random.Generator) -> sp.csr_matrix:
+    """Keep ``round(nnz * keep_ratio)`` user-item edges drawn uniformly without replacement.
+
+    Example:
+        >>> import numpy as np, scipy.sparse as sp
+        >>> int(uniform_edge_sample(sp.eye(10, format="csr"), 0.3, np.random.default_rng(0)).nnz)
+        3
+    """
+    matrix = sp.coo_matrix(interactions, dtype=np.float32)
+    kept = rng.permutation(matrix.nnz)[: int(round(matrix.nnz * keep_ratio))]
     return sp.csr_matrix((np.ones(len(kept), dtype=np.float32), (matrix.row[kept], matrix.col[kept])),
                          shape=matrix.shape)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from prismrec.data.splits import per_user_ratio
+from cold_twin import assert_cold_twin_ranks_high, cold_twin_data
+from prismrec.data.splits import cold_start_items, per_user_ratio
 from prismrec.evaluation.evaluator import Evaluator
 from prismrec.models import NotFittedError, Recommender, available_models, create_model, get_model_class, register
 from conftest import block_of_items, make_checkerboard
@@ -28,6 +29,7 @@ CONTRACT_PARAMS = {
     "lgmrec": {"embedding_size": 16, "epochs": 30, "learning_rate": 0.02, "patience": 10},
     "grcn": {"embedding_size": 16, "latent_size": 8, "epochs": 30, "learning_rate": 0.02, "patience": 10},
     "slmrec": {"embedding_size": 16, "n_layers": 2, "epochs": 30, "learning_rate": 0.02, "patience": 10},
+    "mmgcl": {"embedding_size": 16, "epochs": 30, "learning_rate": 0.02, "patience": 10},
     "mmgcn": {"embedding_size": 16, "latent_size": 16, "epochs": 30, "learning_rate": 0.02, "patience": 10},
     "mgcn": {"embedding_size": 16, "knn_k": 5, "epochs": 30, "learning_rate": 0.02, "patience": 10},
     "lattice": {"embedding_size": 16, "feature_embedding_size": 8, "knn_k": 5, "epochs": 30, "learning_rate": 0.02,
@@ -38,6 +40,8 @@ NOT_PERSONALISED = {"mostpop"}
 
 ALL_MODELS = available_models()
 _FITTED: dict[str, Recommender] = {}
+#: models that read item content (they declare feature arrays)
+CONTENT_MODELS = [name for name in ALL_MODELS if create_model(name).required_features_for_fit()]
 
 
 def informative_features(n_items: int = N_ITEMS, dim: int = 8, seed: int = 1) -> np.ndarray:
@@ -174,3 +178,46 @@ def test_registry_rejects_duplicates_and_unknown_names():
     with pytest.raises(TypeError, match="expected a Recommender subclass"):
         register("not-a-model", dict)
     assert {"mostpop", "bpr", "lightgcn", "vbpr"} <= set(ALL_MODELS)
+
+
+def modality_variants(names, features: np.ndarray) -> dict[str, np.ndarray]:
+    """One array per name with the same block structure (reversed columns, then shifted)."""
+    return {name: (features[:, ::-1] if i % 2 else features) + 0.1 * (i // 2) for i, name in enumerate(names)}
+
+
+@pytest.mark.parametrize("name", CONTENT_MODELS)
+def test_cold_item_with_the_content_of_a_popular_item_ranks_high(name):
+    """The item never occurs in training; only its content (a popular item's) can place it."""
+    train, features, cold, _ = cold_twin_data()
+    model = build(name)
+    model.fit(train, item_features=modality_variants(model.required_features_for_fit(), features))
+    assert_cold_twin_ranks_high(model, train, cold)
+
+
+@pytest.mark.parametrize("name", CONTENT_MODELS)
+def test_cold_start_item_split_ranks_cold_items_by_content(name):
+    """On a cold-start item split, each test user's best cold items are of the user's own block."""
+    split = cold_start_items(make_checkerboard(N_USERS, N_ITEMS), cold_fraction=0.3, seed=0)
+    model = build(name)
+    model.fit(split.train, split.valid, item_features=features_for(model))
+    users = split.test.active_users()
+    cold = torch.from_numpy(split.cold_items)
+    best = cold[model.score(users)[:, cold].topk(2, dim=1).indices]
+    own_block = torch.from_numpy(block_of_items(N_ITEMS))[best] == torch.from_numpy(users >= N_USERS // 2)[:, None]
+    assert torch.isfinite(model.score(users)).all()
+    assert own_block.float().mean() >= 0.9, f"{name}: best cold items {best.tolist()} for users {users.tolist()}"
+
+
+@pytest.mark.parametrize("name", CONTENT_MODELS)
+def test_bad_feature_arrays_raise_errors_naming_the_feature(name, split):
+    model = build(name)
+    features = features_for(model)
+    first = model.required_features_for_fit()[0]
+    with pytest.raises(ValueError, match=rf"'{first}' must be \[n_items={N_ITEMS}, d\], got shape \({N_ITEMS - 1}, 8\)"):
+        build(name).fit(split.train, item_features={**features, first: features[first][1:]})
+    broken = features[first].copy()
+    broken[[3, 7], 1] = np.nan
+    with pytest.raises(ValueError, match=rf"'{first}' has NaN or infinite values in 2 of {N_ITEMS} rows \(first: row 3\)"):
+        build(name).fit(split.train, item_features={**features, first: broken})
+    with pytest.raises(ValueError, match=rf"needs the item feature array '{first}'"):
+        build(name).fit(split.train, item_features={k: v for k, v in features.items() if k != first})
