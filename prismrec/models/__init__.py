@@ -33,5 +33,6 @@ register("mmgcl", MMGCL)
 
 __all__ = [
     "Recommender", "NotFittedError", "register", "get_model_class", "create_model", "available_models",
-    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM", "LATTICE", "BM3", "MGCN", "LGMRec", "MMGCN", "GRCN", "SLMRec", "MMGCL",
+    "MostPopular", "BPR", "LightGCN", "VBPR", "ItemKNNCBF", "FREEDOM", "LATTICE", "BM3", "MGCN", "LGMRec",
+    "MMGCN", "GRCN", "SLMRec", "MMGCL",
 ]

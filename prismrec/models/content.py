@@ -55,10 +55,10 @@ def raise_on_non_finite(array: np.ndarray, what: str) -> None:
 
     Example:
         >>> import numpy as np
-        >>> raise_on_non_finite(np.array([[1.0], [np.nan]]), "VBPR: item feature 'image'")
+        >>> raise_on_non_finite(np.array([[1.0], [np.nan]]), "VBPR: item feature 'image'")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: VBPR: item feature 'image' has NaN or infinite values in 1 of 2 rows (first: row 1); fill them (zeros mean 'no content') or drop those items
+        ValueError: VBPR: item feature 'image' has NaN or infinite values in 1 of 2 rows (first: row 1); ...
     """
     bad_rows = np.flatnonzero(~np.isfinite(np.asarray(array)).reshape(len(array), -1).all(axis=1))
     if len(bad_rows):

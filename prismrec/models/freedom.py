@@ -40,7 +40,8 @@ class FREEDOM(MultimodalEmbeddingModel):
     """
 
     def __init__(self, *, feature_names: tuple[str, ...] = ("image", "text"),
-                 modality_weights: dict | None = None, embedding_size: int = 64, knn_k: int = 10, n_mm_layers: int = 1, n_ui_layers: int = 2,
+                 modality_weights: dict | None = None, embedding_size: int = 64, knn_k: int = 10,
+                 n_mm_layers: int = 1, n_ui_layers: int = 2,
                  dropout: float = 0.8, reg_weight: float = 1e-4, learning_rate: float = 1e-3,
                  batch_size: int = 2048, epochs: int = 500, early_stopping_metric: str = "ndcg@20",
                  patience: int = 20, eval_every: int = 1, seed: int = 0, graph_cache_dir: str | None = None) -> None:

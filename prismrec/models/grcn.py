@@ -61,7 +61,8 @@ class GRCN(MultimodalEmbeddingModel):
             raise ValueError(f"n_routing must be non-negative, got {n_routing}")
         self.feature_names = feature_name_list(feature_names, "GRCN")
         self.embedding_size, self.latent_size, self.n_routing = embedding_size, latent_size, n_routing
-        self.reg_weight, self.learning_rate, self.batch_size, self.epochs = reg_weight, learning_rate, batch_size, epochs
+        self.reg_weight, self.learning_rate = reg_weight, learning_rate
+        self.batch_size, self.epochs = batch_size, epochs
         self.early_stopping_metric, self.patience, self.eval_every = early_stopping_metric, patience, eval_every
         self.seed, self.knn_k, self.graph_cache_dir = seed, knn_k, graph_cache_dir
 

@@ -34,7 +34,8 @@ class ItemKNNCBF(Recommender):
     (``history_indptr_``, ``history_indices_``), so a saved model scores without features.
 
     Example:
-        >>> model = ItemKNNCBF(feature_names=("text",), knn_k=10).fit(train, item_features={"text": vectors})  # doctest: +SKIP
+        >>> model = ItemKNNCBF(feature_names=("text",), knn_k=10)
+        >>> model.fit(train, item_features={"text": vectors})  # doctest: +SKIP
         >>> model.score([0]).shape  # doctest: +SKIP
         torch.Size([1, 1682])
     """
@@ -62,7 +63,8 @@ class ItemKNNCBF(Recommender):
                                    cache_dir=self.graph_cache_dir)
         history = sp.csr_matrix(train.matrix, dtype=np.float32)
         history.sort_indices()
-        self.similarity_indptr_, self.similarity_indices_ = graph.indptr.astype(np.int64), graph.indices.astype(np.int64)
+        self.similarity_indptr_ = graph.indptr.astype(np.int64)
+        self.similarity_indices_ = graph.indices.astype(np.int64)
         self.similarity_values_ = graph.data.astype(np.float32)
         self.history_indptr_, self.history_indices_ = history.indptr.astype(np.int64), history.indices.astype(np.int64)
 

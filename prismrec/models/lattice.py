@@ -89,7 +89,8 @@ class LATTICE(MultimodalEmbeddingModel):
         self.feature_names = feature_name_list(feature_names, "LATTICE")
         self.embedding_size, self.feature_embedding_size = embedding_size, feature_embedding_size
         self.knn_k, self.lambda_coeff, self.n_layers, self.n_ui_layers = knn_k, lambda_coeff, n_layers, n_ui_layers
-        self.reg_weight, self.learning_rate, self.batch_size, self.epochs = reg_weight, learning_rate, batch_size, epochs
+        self.reg_weight, self.learning_rate = reg_weight, learning_rate
+        self.batch_size, self.epochs = batch_size, epochs
         self.early_stopping_metric, self.patience, self.eval_every = early_stopping_metric, patience, eval_every
         self.seed, self.graph_cache_dir = seed, graph_cache_dir
 

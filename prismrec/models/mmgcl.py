@@ -47,14 +47,14 @@ class MMGCL(MultimodalEmbeddingModel):
 
     def __init__(self, *, feature_names: tuple[str, ...] = ("image", "text"), embedding_size: int = 64,
                  n_layers: int = 2, edge_dropout: float = 0.2, ssl_weight: float = 0.1, temperature: float = 0.2,
-                 reg: float = 1e-4, learning_rate: float = 1e-3, batch_size: int = 2048, epochs: int = 500,
+                 reg_weight: float = 1e-4, learning_rate: float = 1e-3, batch_size: int = 2048, epochs: int = 500,
                  early_stopping_metric: str = "ndcg@20", patience: int = 20, eval_every: int = 1, seed: int = 0,
                  knn_k: int = 10, graph_cache_dir: str | None = None) -> None:
         if not 0.0 <= edge_dropout < 1.0:
             raise ValueError(f"edge_dropout must be in [0, 1), got {edge_dropout}")
         self.feature_names = feature_name_list(feature_names, "MMGCL")
         self.embedding_size, self.n_layers, self.edge_dropout = embedding_size, n_layers, edge_dropout
-        self.ssl_weight, self.temperature, self.reg = ssl_weight, temperature, reg
+        self.ssl_weight, self.temperature, self.reg_weight = ssl_weight, temperature, reg_weight
         self.learning_rate, self.batch_size, self.epochs = learning_rate, batch_size, epochs
         self.early_stopping_metric, self.patience, self.eval_every = early_stopping_metric, patience, eval_every
         self.seed, self.knn_k, self.graph_cache_dir = seed, knn_k, graph_cache_dir
@@ -105,7 +105,7 @@ class MMGCL(MultimodalEmbeddingModel):
             contrast = (contrast_with_hard_negatives(first[:half], second[:half], hard[:half], self.temperature)
                         + contrast_with_hard_negatives(first[half:], second[half:], hard[half:], self.temperature))
             penalty = sum(part.pow(2).sum() for part in main) / (2 * len(users))
-            return bpr_loss(*main) + self.ssl_weight * contrast + self.reg * penalty
+            return bpr_loss(*main) + self.ssl_weight * contrast + self.reg_weight * penalty
 
         fill_unseen = neighbour_fill(arrays, seen, self.knn_k, self.graph_cache_dir)
 

@@ -67,7 +67,8 @@ class MMGCN(MultimodalEmbeddingModel):
             raise ValueError(f"n_layers must be at least 1, got {n_layers}")
         self.feature_names = feature_name_list(feature_names, "MMGCN")
         self.embedding_size, self.latent_size, self.n_layers = embedding_size, latent_size, n_layers
-        self.reg_weight, self.learning_rate, self.batch_size, self.epochs = reg_weight, learning_rate, batch_size, epochs
+        self.reg_weight, self.learning_rate = reg_weight, learning_rate
+        self.batch_size, self.epochs = batch_size, epochs
         self.early_stopping_metric, self.patience, self.eval_every = early_stopping_metric, patience, eval_every
         self.seed, self.knn_k, self.graph_cache_dir = seed, knn_k, graph_cache_dir
 

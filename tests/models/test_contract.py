@@ -213,11 +213,13 @@ def test_bad_feature_arrays_raise_errors_naming_the_feature(name, split):
     model = build(name)
     features = features_for(model)
     first = model.required_features_for_fit()[0]
-    with pytest.raises(ValueError, match=rf"'{first}' must be \[n_items={N_ITEMS}, d\], got shape \({N_ITEMS - 1}, 8\)"):
+    wrong_rows = rf"'{first}' must be \[n_items={N_ITEMS}, d\], got shape \({N_ITEMS - 1}, 8\)"
+    with pytest.raises(ValueError, match=wrong_rows):
         build(name).fit(split.train, item_features={**features, first: features[first][1:]})
     broken = features[first].copy()
     broken[[3, 7], 1] = np.nan
-    with pytest.raises(ValueError, match=rf"'{first}' has NaN or infinite values in 2 of {N_ITEMS} rows \(first: row 3\)"):
+    not_finite = rf"'{first}' has NaN or infinite values in 2 of {N_ITEMS} rows \(first: row 3\)"
+    with pytest.raises(ValueError, match=not_finite):
         build(name).fit(split.train, item_features={**features, first: broken})
     with pytest.raises(ValueError, match=rf"needs the item feature array '{first}'"):
         build(name).fit(split.train, item_features={k: v for k, v in features.items() if k != first})

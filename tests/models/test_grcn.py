@@ -26,7 +26,8 @@ def test_users_gather_their_items_with_softmax_attention():
 
 def test_representation_concatenates_the_id_part_and_one_part_per_modality():
     train, features, _, _ = cold_twin_data()
-    model = GRCN(**{**FAST, "epochs": 2}).fit(train, item_features={"image": features, "text": features[:, ::-1].copy()})
+    item_features = {"image": features, "text": features[:, ::-1].copy()}
+    model = GRCN(**{**FAST, "epochs": 2}).fit(train, item_features=item_features)
     # the representation is [ID part (16), one part per modality (8 each)]
     assert model.item_embeddings_.shape == (40, 16 + 2 * 8)
 

@@ -69,7 +69,8 @@ def test_sparse_item_graph_equals_the_dense_computation_with_its_gradients():
 
 def test_learned_modality_weights_are_published_as_a_softmax():
     train, features, _, _ = cold_twin_data()
-    model = LATTICE(**{**FAST, "epochs": 3}).fit(train, item_features={"image": features, "text": features[::-1].copy()})
+    item_features = {"image": features, "text": features[::-1].copy()}
+    model = LATTICE(**{**FAST, "epochs": 3}).fit(train, item_features=item_features)
     assert model.modality_weights_.shape == (2,) and model.modality_weights_.sum().item() == pytest.approx(1.0)
     assert model.modality_weights_[0] != 0.5  # the weights learn from the first batch of each epoch
 

@@ -21,7 +21,8 @@ def test_hypergraph_contrast_equals_the_hand_computed_sum():
 
 def test_one_modality_works_and_bad_inputs_raise_clear_errors(checkerboard):
     features = np.random.default_rng(0).random((40, 4)).astype(np.float32)
-    model = LGMRec(**{**FAST, "epochs": 2}, feature_names=("image",)).fit(checkerboard, item_features={"image": features})
+    model = LGMRec(**{**FAST, "epochs": 2}, feature_names=("image",))
+    model.fit(checkerboard, item_features={"image": features})
     assert torch.isfinite(model.score([0, 1])).all()
     with pytest.raises(ValueError, match=r"keep_rate .* must be in \(0, 1\], got 0.0"):
         LGMRec(keep_rate=0.0)
