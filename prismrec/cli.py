@@ -82,6 +82,18 @@ def _log(message: str) -> None:
     console.print(message, highlight=False)
 
 
+def _load_run_config(config: Path, out: Optional[Path]):
+    """Register the models, check ``--out``, read and validate CONFIG, apply its thread count."""
+    from prismrec.config import load_config
+    from prismrec.experiment import check_output_folder
+
+    _setup(None)
+    check_output_folder(out)
+    cfg = load_config(config)
+    _setup(cfg.threads)
+    return cfg
+
+
 @app.command()
 @_friendly_errors
 def compare(
@@ -95,14 +107,10 @@ def compare(
 
     Writes results.json, results.md, report.html, the split CSVs and each model's top-k lists.
     """
-    from prismrec.config import load_config
     from prismrec.evaluation.report import rich_table
-    from prismrec.experiment import check_output_folder, run_comparison
+    from prismrec.experiment import run_comparison
 
-    _setup(None)
-    check_output_folder(out)
-    cfg = load_config(config)
-    _setup(cfg.threads)
+    cfg = _load_run_config(config, out)
     report = run_comparison(cfg, out, seeds=seeds, progress=_progress(progress), log=_log)
     out_console.print(rich_table(report))
     console.print(f"wrote {out}/results.json, results.md, report.html, the split and <model>/topk.csv")
@@ -119,16 +127,11 @@ def fit(
     """Fit one model of CONFIG and save it with its split, ready for `prismrec evaluate`."""
     from dataclasses import asdict
 
-    from prismrec.config import load_config
-    from prismrec.experiment import check_output_folder
     from prismrec.io import atomic_write_json
     from prismrec.pipeline import build_models, compute_features, fit_model, load_data, split_data, write_split
     from prismrec.provenance import run_provenance
 
-    _setup(None)
-    check_output_folder(out)
-    cfg = load_config(config)
-    _setup(cfg.threads)
+    cfg = _load_run_config(config, out)
     names = [m.name for m in cfg.models]
     if model is not None and model not in names:
         raise KeyError(f"{config}: no model named {model!r}; the config has {names}")
@@ -178,23 +181,20 @@ def evaluate(
 @_friendly_errors
 def models() -> None:
     """List the registered models: what each is, the features it takes, and its hyperparameters."""
-    from rich.table import Table
-
     from prismrec.models import available_models, get_model_class
 
     _setup(None)
-    table = Table(show_lines=True)
-    for column in ("model", "description", "features", "hyperparameters (defaults)"):
-        table.add_column(column)
     for name in available_models():
         cls = get_model_class(name)
         instance = cls()
         description = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         params = instance.get_params()
-        takes = "named arrays (feature_names)" if "feature_names" in params else (
+        takes = "named item feature arrays (feature_names)" if "feature_names" in params else (
             ", ".join(instance.required_features_for_fit()) or "none (ids only)")
-        table.add_row(name, description, takes, ", ".join(f"{k}={v!r}" for k, v in params.items()) or "none")
-    out_console.print(table)
+        out_console.print(f"[bold]{name}[/]: {description}", highlight=False)
+        out_console.print(f"  features: {takes}", highlight=False, markup=False)
+        out_console.print("  hyperparameters: " + (", ".join(f"{k}={v!r}" for k, v in params.items()) or "none"),
+                          highlight=False, markup=False)
 
 
 @app.command()
@@ -216,6 +216,29 @@ def demo(
     report = run_comparison(cfg, out, progress=_progress(progress), log=_log)
     out_console.print(rich_table(report))
     console.print(f"wrote {out}/results.md and {out}/report.html")
+
+
+@app.command()
+@_friendly_errors
+def tune(
+    config: Path = typer.Argument(..., help="YAML run description."),
+    out: Path = typer.Option(..., "--out", help="Folder for optuna.db, <model>/trials.csv and best_params.json."),
+    model: list[str] = typer.Option([], "--model", help="Model name(s) of the config to tune (default: all)."),
+    trials: int = typer.Option(20, min=1, help="Trials per model: every model gets the same budget."),
+    metric: str = typer.Option("ndcg@20", help="Validation metric to maximise (the test set is never used)."),
+    seed: int = typer.Option(0, help="Seed of the TPE sampler."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help=PROGRESS_HELP),
+) -> None:
+    """Tune hyperparameters with Optuna (TPE) on validation only; evaluate the chosen setting once on test."""
+    from prismrec.tuning import tune_models
+
+    cfg = _load_run_config(config, out)
+    results = tune_models(cfg, out, models=model or None, trials=trials, metric=metric, seed=seed,
+                          progress=_progress(progress), log=_log)
+    for name, best in results.items():
+        out_console.print(f"{name}: valid {metric}={best['valid_value']:.4f}, tuned {json.dumps(best['tuned'])}, "
+                          f"test {metric}={best['test_metrics'].get(metric, float('nan')):.4f}", highlight=False)
+    console.print(f"wrote {out}/<model>/best_params.json; use it with models[i].tuned: {out}")
 
 
 from prismrec import cli_content  # noqa: E402,F401  (registers encode and align)

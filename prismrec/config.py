@@ -10,6 +10,7 @@ config file's folder, so a run does not depend on the working directory.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
@@ -68,6 +69,10 @@ class ModelConfig:
     model: str | None = None
     params: dict = field(default_factory=dict)
     features: list = field(default_factory=list)
+    #: replaces the model's search space for ``prismrec tune`` (see :mod:`prismrec.search_spaces`)
+    search_space: dict | None = None
+    #: a ``best_params.json`` written by ``prismrec tune`` (or its folder): its chosen values override ``params``
+    tuned: str | None = None
 
     @property
     def registry_name(self) -> str:
@@ -194,12 +199,14 @@ def resolve_paths(config: ExperimentConfig) -> ExperimentConfig:
     def resolve(value):
         if value is None or Path(str(value)).is_absolute():
             return value
-        return str(base / str(value))
+        return os.path.normpath(base / str(value))
 
     config.data.path = resolve(config.data.path)
     config.data.options = {k: resolve(v) if _is_path_option(k) and isinstance(v, str) else v
                            for k, v in config.data.options.items()}
     config.feature_cache = resolve(config.feature_cache)
+    for model in config.models:
+        model.tuned = resolve(model.tuned)
     for spec in config.features.values():
         if spec.encoder.startswith(FOLDER_ENCODERS) and spec.encoder != "text:minilm":
             prefix, _, folder = spec.encoder.partition(":")

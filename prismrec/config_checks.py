@@ -121,7 +121,14 @@ def check_model_params(model, where: str) -> None:
         raise ValueError(f"{where}.params must be a mapping of hyperparameter: value, got {model.params!r}")
     if not isinstance(model.features, list):
         raise ValueError(f"{where}.features must be a list of feature names, got {model.features!r}")
-    accepted = _keyword_parameters(get_model_class(model.registry_name).__init__)
+    model_cls = get_model_class(model.registry_name)
+    accepted = _keyword_parameters(model_cls.__init__)
+    if model.search_space is not None:
+        from prismrec.search_spaces import search_space
+
+        if not isinstance(model.search_space, dict):
+            raise ValueError(f"{where}.search_space must be a mapping of hyperparameter: range")
+        search_space(model.registry_name, model_cls, model.search_space, f"{where}.search_space: ")
     for name, value in model.params.items():
         if name not in accepted:
             raise ValueError(f"unknown key '{where}.params.{name}' for model {model.registry_name!r}; "

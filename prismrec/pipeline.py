@@ -133,10 +133,15 @@ def encode_item_features(encoder_spec: str, options: dict, dataset: Dataset, cac
 
 
 def model_params(model_config: ModelConfig, seed: int | None = None) -> dict:
-    """The config's hyperparameters, plus ``feature_names`` from the config's features and the run's seed."""
+    """The config's hyperparameters (with tuned values, when ``tuned`` names a tuning result), plus
+    ``feature_names`` from the config's features and the run's seed."""
     import inspect
 
     params = dict(model_config.params)
+    if model_config.tuned is not None:
+        from prismrec.tuning import load_tuned_params
+
+        params.update(load_tuned_params(model_config.tuned, model_config.name, f"model {model_config.name!r}"))
     accepted = inspect.signature(get_model_class(model_config.registry_name).__init__).parameters
     if model_config.features and "feature_names" in accepted and "feature_names" not in params:
         params["feature_names"] = list(model_config.features)  # e.g. VBPR reads the config's features
@@ -170,11 +175,16 @@ def build_models(config: ExperimentConfig, seed: int | None = None) -> list:
     return models
 
 
-def fit_model(model_config: ModelConfig, model, split: Split, features: Features, *, progress: bool = True):
-    """Fit one created model on the split's train part (early-stopping on valid); returns seconds."""
+def fit_model(model_config: ModelConfig, model, split: Split, features: Features, *, progress: bool = True,
+              cold_start_candidates: str = "cold"):
+    """Fit one created model on the split's train part (early-stopping on valid); returns seconds.
+
+    On a cold-start item split validation ranks among the valid-cold items, as test does.
+    """
     item_features = {name: features.arrays[name] for name in model.required_features_for_fit()}
+    candidates = split.valid_cold_items if cold_start_candidates == "cold" else None
     started = time.perf_counter()
-    model.fit(split.train, split.valid, item_features=item_features, progress=progress)
+    model.fit(split.train, split.valid, item_features=item_features, progress=progress, valid_candidates=candidates)
     return time.perf_counter() - started
 
 

@@ -30,12 +30,17 @@ def _features_text(entry: dict) -> str:
     return ", ".join(f"{name} ({info.get('encoder_id', info.get('encoder', '?'))})" for name, info in features.items())
 
 
+def _seeds_text(report: dict) -> str:
+    seeds = [s for s in report.get("seeds") or [] if s is not None]
+    return ", ".join(map(str, seeds)) + " (split and models rerun per seed)" if seeds else "one run, seeds as configured"
+
+
 def results_markdown(report: dict) -> str:
     """The whole ``results.md``: context, metric table, p-values, models, breakdown and provenance."""
     lines = [f"# {report.get('name', 'comparison')}", "", f"Data: {report.get('data', '?')}", "",
              f"Split: {report.get('split', '?')}", "",
              f"Protocol: {report['protocol']}; each user's train and valid items are masked at test time.", "",
-             f"Seeds: {report.get('seeds')}", "", markdown_table(report), "## Models", ""]
+             f"Seeds: {_seeds_text(report)}", "", markdown_table(report), "## Models", ""]
     for model, entry in report["models"].items():
         lines.append(f"- **{model}** (`{entry.get('model', model)}`): features: {_features_text(entry)}; "
                      f"hyperparameters: {_params_text(entry)}")
@@ -125,7 +130,7 @@ def report_html(report: dict, per_user: dict[str, np.ndarray] | None = None) -> 
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(report.get('name', 'report'))}"
             f"</title><style>{style}</style></head><body><h1>{html.escape(report.get('name', 'comparison'))}</h1>"
             f"<p>Data: {html.escape(str(report.get('data', '')))}<br>Split: {html.escape(str(report.get('split', '')))}"
-            f"<br>Protocol: <b>{html.escape(report['protocol'])}</b><br>Seeds: {html.escape(str(report.get('seeds')))}"
+            f"<br>Protocol: <b>{html.escape(report['protocol'])}</b><br>Seeds: {html.escape(_seeds_text(report))}"
             f"</p><h2>Results</h2><p>▲/▼: significantly better/worse than <code>"
             f"{html.escape(report['reference_model'])}</code> ({html.escape(report.get('significance', ''))}; "
             f"p &lt; 0.05).</p>{_table_html(report, cell)}<h2>p-values (Holm-adjusted)</h2>"

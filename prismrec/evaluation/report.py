@@ -18,8 +18,9 @@ import numpy as np
 from prismrec.evaluation.evaluator import EvaluationResult
 from prismrec.evaluation.significance import PairedTest, holm_adjust, paired_t_test
 
-SIGNIFICANCE_NOTE = ("paired t-test over users (each user's metric averaged over the seeds), two-sided; "
-                     "t > 0: better than the reference; p-values Holm-corrected per metric over all comparisons")
+def significance_note(n_seeds: int) -> str:
+    over = "paired t-test over users" + (" (each user's metric averaged over the seeds)" if n_seeds > 1 else "")
+    return f"{over}, two-sided; t > 0: better than the reference; p-values Holm-corrected per metric over all comparisons"
 
 
 @dataclass
@@ -88,7 +89,8 @@ def build_report(runs: list[ModelRun], *, headline: list[str] | None = None, ref
     if all_pairs:
         pairs += [(a, b) for a, b in combinations(range(len(runs)), 2) if ref not in (a, b)]
     tests = _tests(runs, pairs, metrics)
-    report = {"protocol": first.protocol, "reference_model": reference, "significance": SIGNIFICANCE_NOTE,
+    report = {"protocol": first.protocol, "reference_model": reference,
+              "significance": significance_note(len(runs[0].results)),
               "seeds": list(runs[0].results), **(context or {}), "models": {}}
     for index, run in enumerate(runs):
         means, stds = _summary(run)
@@ -146,7 +148,7 @@ def markdown_table(report: dict) -> str:
     seeds = report.get("seeds", [])
     spread = f"mean ± std over {len(seeds)} seeds" if len(seeds) > 1 else "one run"
     lines = [
-        f"Protocol: {report['protocol']}. {spread}. ▲/▼: significantly better/worse than "
+        f"{spread[0].upper()}{spread[1:]}. ▲/▼: significantly better/worse than "
         f"`{report['reference_model']}` ({report.get('significance', 'paired t-test over users')}; p < 0.05).",
         "",
         "| model | " + " | ".join(metrics) + " | fit s | best epoch |",

@@ -87,7 +87,7 @@ def test_seeds_give_mean_and_sample_std_and_pair_seed_averaged_users():
     assert averaged == pytest.approx([0.3, 0.5, 0.75])
     test = report["models"]["b"]["paired_t_test_vs_a"]["ndcg@10"]
     assert test["p_value"] == pytest.approx(stats.ttest_rel([0.3, 0.5, 0.75], [0.2, 0.3, 0.4]).pvalue, rel=1e-5)
-    assert "±" in markdown_table(report) and "mean ± std over 2 seeds" in markdown_table(report)
+    assert "±" in markdown_table(report) and "Mean ± std over 2 seeds" in markdown_table(report)
 
 
 def test_documents_show_hyperparameters_features_provenance_and_embed_plots():

@@ -43,6 +43,9 @@ def read_table(path, *, encoding: str = "utf-8") -> tuple[pd.DataFrame, str]:
     try:
         frame = pd.read_csv(StringIO(text), sep=_SEPARATORS[suffix], dtype=str, keep_default_na=False,
                             skip_blank_lines=False)  # blank lines stay rows, so line numbers stay true
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: the file is empty; expected a header line naming the columns (such as "
+                         "user,item) and one row per line") from None
     except pd.errors.ParserError as err:
         raise ValueError(f"{path}: could not parse the file as {suffix[1:].upper()}: {err}") from None
     frame = clean_strings(frame)
