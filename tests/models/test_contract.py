@@ -223,3 +223,13 @@ def test_bad_feature_arrays_raise_errors_naming_the_feature(name, split):
         build(name).fit(split.train, item_features={**features, first: broken})
     with pytest.raises(ValueError, match=rf"needs the item feature array '{first}'"):
         build(name).fit(split.train, item_features={k: v for k, v in features.items() if k != first})
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_every_model_declares_a_valid_search_space(name):
+    from prismrec.search_spaces import search_space
+
+    space = search_space(name, get_model_class(name))  # raises on names the model does not accept
+    for parameter, spec in space.items():
+        trial_value = spec["choices"][0] if spec["type"] == "categorical" else spec["low"]
+        build(name, **{parameter: trial_value})  # every value is accepted by __init__
