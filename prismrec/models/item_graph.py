@@ -34,44 +34,86 @@ def block_rows_for(n_items: int, block_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
     return int(max(1, min(n_items, block_bytes // (12 * max(n_items, 1)))))
 
 
+KNN_BACKENDS = ("auto", "numpy", "faiss")
+
+
 def knn_graph(features: np.ndarray, k: int, *, shrink: float = 0.0, include_self: bool = True,
-              binary: bool = False, block_bytes: int = DEFAULT_BLOCK_BYTES) -> sp.csr_matrix:
+              binary: bool = False, block_bytes: int = DEFAULT_BLOCK_BYTES, backend: str = "auto") -> sp.csr_matrix:
     """Directed cosine kNN graph ``[n_items, n_items]`` (CSR, float32): row ``i`` holds its ``k`` most
     similar items, valued by ``x_i·x_j / (|x_i| |x_j| + shrink)`` (or 1 with ``binary=True``).
 
     All-zero rows get no edges and are never chosen as neighbours. The graph is
-    deterministic (``argpartition`` is), though which of several equally similar items
-    fills the last place is unspecified. With ``include_self`` an item counts
-    as its own neighbour (it is its most similar item), as in MMRec's graphs.
+    deterministic, though which of several equally similar items fills the last place is
+    unspecified. With ``include_self`` an item counts as its own neighbour (it is its most
+    similar item), as in MMRec's graphs. ``backend``: ``numpy`` (row blocks of at most
+    ``block_bytes``), ``faiss`` (exact inner-product search, which blocks internally; about
+    3x faster for 64-d features) or ``auto`` (faiss when installed and ``shrink`` is 0).
     """
     features = np.ascontiguousarray(features, dtype=np.float32)
     if features.ndim != 2:
         raise ValueError(f"knn_graph needs a 2-d feature array [n_items, d], got shape {features.shape}")
     if k < 1:
         raise ValueError(f"knn_k must be at least 1, got {k}")
+    if backend not in KNN_BACKENDS:
+        raise ValueError(f"knn backend must be one of {KNN_BACKENDS}, got {backend!r}")
     n_items = features.shape[0]
     norms = np.linalg.norm(features, axis=1)
     has_content = norms > 0
     unit = features / np.where(has_content, norms, 1.0)[:, None]
     k_eff = min(k, int(has_content.sum()) - (0 if include_self else 1))
-    rows, columns, values = [], [], []
-    step = block_rows_for(n_items, block_bytes)
-    with _blas_threads_for(step * n_items * features.shape[1]):
-        for start in range(0, n_items, step) if k_eff > 0 else ():
-            block = np.flatnonzero(has_content[start:start + step]) + start
-            if len(block):
-                neighbours, similarity = _block_top_k(unit, norms, has_content, block, k_eff, shrink, include_self)
-                rows.append(np.repeat(block, k_eff)), columns.append(neighbours.ravel())
-                values.append(similarity.ravel())
-    if not rows:
+    if k_eff <= 0:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
-    data = np.concatenate(values)
+    if backend == "faiss" or (backend == "auto" and shrink == 0 and _faiss() is not None):
+        rows, columns, values = _faiss_entries(unit, has_content, k_eff, include_self)
+    else:
+        rows, columns, values = _numpy_entries(unit, norms, has_content, k_eff, shrink, include_self, block_bytes)
     if binary:
-        data = np.ones_like(data)
-    graph = sp.csr_matrix((data, (np.concatenate(rows), np.concatenate(columns))), shape=(n_items, n_items),
-                          dtype=np.float32)
+        values = np.ones_like(values)
+    graph = sp.csr_matrix((values, (rows, columns)), shape=(n_items, n_items), dtype=np.float32)
     graph.sort_indices()
     return graph
+
+
+def _numpy_entries(unit, norms, has_content, k, shrink, include_self, block_bytes):
+    n_items = len(unit)
+    rows, columns, values = [], [], []
+    step = block_rows_for(n_items, block_bytes)
+    with _blas_threads_for(step * n_items * unit.shape[1]):
+        for start in range(0, n_items, step):
+            block = np.flatnonzero(has_content[start:start + step]) + start
+            if len(block):
+                neighbours, similarity = _block_top_k(unit, norms, has_content, block, k, shrink, include_self)
+                rows.append(np.repeat(block, k)), columns.append(neighbours.ravel())
+                values.append(similarity.ravel())
+    return np.concatenate(rows), np.concatenate(columns), np.concatenate(values)
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:  # pragma: no cover - faiss-cpu is a dependency
+        return None
+    return faiss
+
+
+def _faiss_entries(unit, has_content, k, include_self):
+    """Exact top-k inner products among the rows with content (faiss blocks queries and database)."""
+    import torch
+
+    faiss = _faiss()
+    if faiss is None:
+        raise ImportError("knn backend 'faiss' needs the faiss-cpu package")
+    present = np.flatnonzero(has_content)
+    vectors = np.ascontiguousarray(unit[present])
+    work = len(present) ** 2 * unit.shape[1]
+    faiss.omp_set_num_threads(1 if work < SERIAL_BLOCK_FLOPS else torch.get_num_threads())
+    similarity, neighbours = faiss.knn(vectors, vectors, k + (0 if include_self else 1),
+                                       metric=faiss.METRIC_INNER_PRODUCT)
+    if not include_self:  # drop the row's own entry (or, if a tie hid it, the last one)
+        own = neighbours == np.arange(len(present))[:, None]
+        own[~own.any(1), -1] = True
+        neighbours, similarity = (a[~own].reshape(len(present), k) for a in (neighbours, similarity))
+    return np.repeat(present, k), present[neighbours.ravel()], similarity.ravel().astype(np.float32)
 
 
 #: block products with fewer multiply-adds than this run BLAS on one thread

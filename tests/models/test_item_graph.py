@@ -28,11 +28,14 @@ def brute_force_knn(features: np.ndarray, k: int, shrink: float = 0.0, include_s
     return dense
 
 
-@pytest.mark.parametrize("shrink, include_self", [(0.0, True), (2.0, True), (0.0, False)])
-def test_knn_graph_equals_a_dense_brute_force_computation(shrink, include_self):
+@pytest.mark.parametrize("shrink, include_self, backend", [
+    (0.0, True, "numpy"), (2.0, True, "numpy"), (0.0, False, "numpy"), (0.0, True, "faiss"), (0.0, False, "faiss"),
+])
+def test_knn_graph_equals_a_dense_brute_force_computation(shrink, include_self, backend):
     features = np.random.default_rng(0).normal(size=(50, 6)).astype(np.float32)
     for block_bytes in (12 * 50 * 7, 2**20):  # blocks of 7 rows, and one block
-        graph = knn_graph(features, 4, shrink=shrink, include_self=include_self, block_bytes=block_bytes)
+        graph = knn_graph(features, 4, shrink=shrink, include_self=include_self, block_bytes=block_bytes,
+                          backend=backend)
         assert graph.shape == (50, 50) and graph.dtype == np.float32
         assert (np.diff(graph.indptr) == 4).all()
         np.testing.assert_allclose(graph.toarray(), brute_force_knn(features, 4, shrink, include_self),
@@ -41,15 +44,18 @@ def test_knn_graph_equals_a_dense_brute_force_computation(shrink, include_self):
     np.testing.assert_array_equal(binary.toarray(), (brute_force_knn(features, 4) != 0).astype(np.float32))
 
 
-def test_items_without_content_get_no_edges_and_are_nobodys_neighbour():
+@pytest.mark.parametrize("backend", ["numpy", "faiss"])
+def test_items_without_content_get_no_edges_and_are_nobodys_neighbour(backend):
     """MMRec divides by a zero norm: the NaN similarities then rank first in topk. Ours must not."""
     features = np.array([[1.0, 0.0], [0.0, 0.0], [0.8, 0.6], [0.0, 1.0], [0.0, 0.0]], dtype=np.float32)
-    graph = knn_graph(features, 3)
+    graph = knn_graph(features, 3, backend=backend)
     dense = graph.toarray()
     assert np.isfinite(dense).all()
     assert not dense[[1, 4]].any() and not dense[:, [1, 4]].any()
     np.testing.assert_allclose(dense[0], [1.0, 0.0, 0.8, 0.0, 0.0], rtol=1e-6)  # k=3 but only 3 with content
-    assert knn_graph(np.zeros((3, 2)), 2).nnz == 0
+    assert knn_graph(np.zeros((3, 2)), 2, backend=backend).nnz == 0
+    with pytest.raises(ValueError, match="knn backend must be one of"):
+        knn_graph(features, 3, backend="annoy")
 
 
 def test_block_builder_never_allocates_n_by_n():
@@ -57,7 +63,7 @@ def test_block_builder_never_allocates_n_by_n():
     features = np.random.default_rng(1).normal(size=(n_items, 4)).astype(np.float32)
     assert block_rows_for(n_items, budget) == 34
     tracemalloc.start()
-    graph = knn_graph(features, 5, block_bytes=budget)
+    graph = knn_graph(features, 5, block_bytes=budget, backend="numpy")  # faiss blocks internally
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert graph.nnz == n_items * 5
