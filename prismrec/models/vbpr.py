@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from prismrec.models.base import Recommender
-from prismrec.models.content import items_seen, raise_on_non_finite
+from prismrec.models.content import items_seen, raise_on_non_finite, warn_unscorable_cold_items
 from prismrec.models.training import Adam, TripletSampler, fitted_batch_size, minibatch_epoch, train_epochs
 
 NORMALIZATIONS = ("l2", "standard", "none")
@@ -75,7 +75,9 @@ class VBPR(Recommender):
 
     def _fit(self, train, valid, item_features, progress) -> None:
         features = fuse_features(item_features, self.feature_names, self.feature_normalization)
-        seen = torch.from_numpy(items_seen(train))
+        seen = items_seen(train)
+        warn_unscorable_cold_items("VBPR", seen, {name: np.asarray(item_features[name]) for name in self.feature_names})
+        seen = torch.from_numpy(seen)
         generator = torch.Generator().manual_seed(self.seed)
 
         def init(*shape):

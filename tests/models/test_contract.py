@@ -209,6 +209,26 @@ def test_cold_start_item_split_ranks_cold_items_by_content(name):
 
 
 @pytest.mark.parametrize("name", CONTENT_MODELS)
+def test_cold_items_without_any_content_are_counted_in_a_warning(name):
+    from prismrec.models.content import ContentNotice
+
+    split = cold_start_items(make_checkerboard(N_USERS, N_ITEMS), cold_fraction=0.3, seed=0)
+    model = build(name, **({"epochs": 1} if "epochs" in model_params(name) else {}))
+    features = features_for(model)
+    blank = split.cold_items[:2]
+    features = {key: value.copy() for key, value in features.items()}
+    for value in features.values():
+        value[blank] = 0.0  # no poster, no plot: nothing to score these items from
+    with pytest.warns(ContentNotice, match=rf"2 items never seen in training have no content .*first: item {blank.min()}"):
+        model.fit(split.train, item_features=features)
+    assert torch.isfinite(model.score(np.arange(N_USERS))).all()
+
+
+def model_params(name: str) -> list[str]:
+    return list(create_model(name).get_params())
+
+
+@pytest.mark.parametrize("name", CONTENT_MODELS)
 def test_bad_feature_arrays_raise_errors_naming_the_feature(name, split):
     model = build(name)
     features = features_for(model)
