@@ -123,9 +123,6 @@ def _csr_times_dense(indptr, indices, data, dense, out):  # pragma: no cover - c
 #: products with fewer multiply-adds (``nnz * columns``) than this run on the calling thread
 SERIAL_PRODUCT_SIZE = 2**17
 
-#: the same kernel compiled without threads (``prange`` runs as ``range``)
-_csr_times_dense_serial = numba.njit(cache=True, nogil=True)(_csr_times_dense.py_func)
-
 
 def csr_matmul(matrix: sp.csr_matrix, dense: np.ndarray) -> np.ndarray:
     """``matrix @ dense`` (float32) with a parallel compiled kernel: about 4x faster than
@@ -137,12 +134,12 @@ def csr_matmul(matrix: sp.csr_matrix, dense: np.ndarray) -> np.ndarray:
         [[6.0], [1.0]]
     """
     dense = np.ascontiguousarray(dense, dtype=np.float32)
+    if matrix.nnz * dense.shape[1] < SERIAL_PRODUCT_SIZE:
+        # small products: waking a thread pool costs more than the work, and far more on a busy
+        # machine; scipy's product runs on the calling thread
+        return np.ascontiguousarray(matrix.astype(np.float32, copy=False) @ dense, dtype=np.float32)
     out = np.empty((matrix.shape[0], dense.shape[1]), dtype=np.float32)
     data = np.asarray(matrix.data, dtype=np.float32)
-    if matrix.nnz * dense.shape[1] < SERIAL_PRODUCT_SIZE:
-        # small products: waking a thread pool costs more than the work, and far more on a busy machine
-        _csr_times_dense_serial(matrix.indptr, matrix.indices, data, dense, out)
-        return out
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     _csr_times_dense(matrix.indptr, matrix.indices, data, dense, out)
     return out
