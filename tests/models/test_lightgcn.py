@@ -98,3 +98,17 @@ def test_parallel_and_serial_csr_matmul_match_scipy():
         assert (matrix.nnz * columns < SERIAL_PRODUCT_SIZE) == (columns == 17)
         dense = np.random.default_rng(3).random((200, columns), dtype=np.float32)
         np.testing.assert_allclose(csr_matmul(matrix, dense), matrix @ dense, rtol=1e-5, atol=1e-6)
+
+
+def test_threads_one_holds_after_the_parallel_kernel():
+    import subprocess
+    import sys
+
+    code = ("import torch, numpy as np, scipy.sparse as sp\n"
+            "torch.set_num_threads(1)\n"
+            "from prismrec.models.graph import csr_matmul\n"  # 16,000 x 16 multiply-adds: the parallel kernel
+            "matrix = sp.random(400, 400, density=0.1, format='csr', dtype=np.float32)\n"
+            "csr_matmul(matrix, np.ones((400, 16), np.float32))\n"
+            "print(torch.get_num_threads())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "1", out.stderr
