@@ -54,7 +54,7 @@ class BM3(MultimodalEmbeddingModel):
         self.seed = seed
 
     def _fit(self, train, valid, item_features, progress) -> None:
-        arrays, seen = prepare_content("BM3", train, item_features, self.feature_names)
+        arrays, seen = prepare_content(self, train, item_features)
         adjacency = to_torch_sparse_csr(normalized_bipartite_adjacency(train.matrix))
         network = ItemGraphNetwork(train.n_users, train.n_items, self.embedding_size, seen,
                                    {name: arrays[name].shape[1] for name in self.feature_names}, self.embedding_size)

@@ -57,7 +57,7 @@ class FREEDOM(MultimodalEmbeddingModel):
         self.seed, self.graph_cache_dir = seed, graph_cache_dir
 
     def _fit(self, train, valid, item_features, progress) -> None:
-        arrays, seen = prepare_content("FREEDOM", train, item_features, self.feature_names)
+        arrays, seen = prepare_content(self, train, item_features)
         weights = modality_weights(self.feature_names, self.modality_weights)
         graphs = [item_content_graph(arrays[name], k=self.knn_k, binary=True, normalization="symmetric",
                                      cache_dir=self.graph_cache_dir) for name in self.feature_names]

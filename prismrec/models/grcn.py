@@ -67,7 +67,7 @@ class GRCN(MultimodalEmbeddingModel):
         self.seed, self.knn_k, self.graph_cache_dir = seed, knn_k, graph_cache_dir
 
     def _fit(self, train, valid, item_features, progress) -> None:
-        arrays, seen = prepare_content("GRCN", train, item_features, self.feature_names)
+        arrays, seen = prepare_content(self, train, item_features)
         n_users, n_items = train.n_users, train.n_items
         n_nodes, n_modalities = n_users + n_items, len(self.feature_names)
         matrix = train.matrix.tocoo()

@@ -14,6 +14,7 @@ import torch
 
 from prismrec.models.base import Recommender
 from prismrec.models.content import checked_features, item_content_graph, items_seen, warn_unscorable_cold_items
+from prismrec.models.new_items import new_item_features
 from prismrec.models.vbpr import NORMALIZATIONS, fuse_features
 
 
@@ -58,9 +59,17 @@ class ItemKNNCBF(Recommender):
     def _fit(self, train, valid, item_features, progress) -> None:
         arrays = checked_features(item_features, self.feature_names, train.n_items, "ItemKNNCBF")
         warn_unscorable_cold_items("ItemKNNCBF", items_seen(train), arrays)
+        raw = fuse_features(arrays, self.feature_names, "none")
+        self.feature_center_, self.feature_scale_ = raw.mean(0), raw.std(0, correction=0).clamp(min=1e-12)
         fused = fuse_features(arrays, self.feature_names, self.feature_normalization).numpy()
         graph = item_content_graph(fused, k=self.knn_k, binary=False, normalization="none", shrink=self.shrink,
                                    cache_dir=self.graph_cache_dir)
+        # for add_items: the item vectors and each row's k-th similarity (a new item must beat it)
+        self.content_vectors_ = fused
+        self.content_dims_ = [int(arrays[name].shape[1]) for name in self.feature_names]
+        lowest = np.minimum.reduceat(graph.data, graph.indptr[:-1]) if graph.nnz else np.zeros(0, np.float32)
+        self.similarity_threshold_ = np.full(train.n_items, np.inf, dtype=np.float32)
+        self.similarity_threshold_[np.diff(graph.indptr) > 0] = lowest[np.diff(graph.indptr) > 0]
         history = sp.csr_matrix(train.matrix, dtype=np.float32)
         history.sort_indices()
         self.similarity_indptr_ = graph.indptr.astype(np.int64)
@@ -80,6 +89,41 @@ class ItemKNNCBF(Recommender):
             cached = (self.similarity_values_, similarity, history)
             self._scoring_matrices = cached
         return cached[1], cached[2]
+
+    def add_items(self, item_features) -> np.ndarray:
+        """Append new items: item ``j`` joins row ``i`` of the graph when its similarity to ``i``
+        reaches row ``i``'s ``k``-th (so users whose history holds such items score it). Returns
+        the new indices.
+
+        Example:
+            >>> model.add_items({"image": new_posters, "text": new_plots})  # doctest: +SKIP
+            array([1682, 1683])
+        """
+        arrays = new_item_features(self, item_features)
+        if self.feature_normalization == "standard":
+            vectors = ((fuse_features(arrays, self.feature_names, "none") - self.feature_center_)
+                       / self.feature_scale_).numpy()
+        else:
+            vectors = fuse_features(arrays, self.feature_names, self.feature_normalization).numpy()
+        old = self.content_vectors_
+        norms_old, norms_new = np.linalg.norm(old, axis=1), np.linalg.norm(vectors, axis=1)
+        scale = norms_old[:, None] * norms_new[None, :]
+        similarity = np.divide(old @ vectors.T, scale + self.shrink, out=np.zeros_like(scale), where=scale > 0)
+        rows, columns = np.nonzero((similarity >= self.similarity_threshold_[:, None]) & (scale > 0))
+        start, count = self.n_items_, len(vectors)
+        graph = sp.csr_matrix((self.similarity_values_, self.similarity_indices_, self.similarity_indptr_),
+                              shape=(start, start)).tocoo()
+        graph = sp.csr_matrix((np.concatenate([graph.data, similarity[rows, columns]]),
+                               (np.concatenate([graph.row, rows]), np.concatenate([graph.col, columns + start]))),
+                              shape=(start + count, start + count), dtype=np.float32)
+        graph.sort_indices()
+        self.similarity_indptr_, self.similarity_indices_ = (graph.indptr.astype(np.int64),
+                                                             graph.indices.astype(np.int64))
+        self.similarity_values_ = graph.data.astype(np.float32)
+        self.content_vectors_ = np.concatenate([old, vectors.astype(np.float32)])
+        self.similarity_threshold_ = np.concatenate([self.similarity_threshold_, np.full(count, np.inf, np.float32)])
+        self.n_items_ = start + count
+        return np.arange(start, start + count)
 
     def score(self, user_ids) -> torch.Tensor:
         self._check_fitted()

@@ -95,7 +95,7 @@ class LATTICE(MultimodalEmbeddingModel):
         self.seed, self.graph_cache_dir = seed, graph_cache_dir
 
     def _fit(self, train, valid, item_features, progress) -> None:
-        arrays, seen = prepare_content("LATTICE", train, item_features, self.feature_names)
+        arrays, seen = prepare_content(self, train, item_features)
         frozen = [sp.coo_matrix(item_content_graph(arrays[name], k=self.knn_k, binary=False, normalization="symmetric",
                                                    cache_dir=self.graph_cache_dir)) for name in self.feature_names]
         frozen = [(torch.from_numpy(g.row.astype(np.int64)), torch.from_numpy(g.col.astype(np.int64)),

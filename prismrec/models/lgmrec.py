@@ -67,7 +67,7 @@ class LGMRec(MultimodalEmbeddingModel):
         self.seed, self.knn_k, self.graph_cache_dir = seed, knn_k, graph_cache_dir
 
     def _fit(self, train, valid, item_features, progress) -> None:
-        arrays, seen = prepare_content("LGMRec", train, item_features, self.feature_names)
+        arrays, seen = prepare_content(self, train, item_features)
         normalized = normalized_bipartite_adjacency(train.matrix)
         adjacency, smoothing = to_torch_sparse_csr(normalized), FixedGraph(normalized)
         interactions = sp.csr_matrix(train.matrix, dtype=np.float32)

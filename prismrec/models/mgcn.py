@@ -67,7 +67,7 @@ class MGCN(MultimodalEmbeddingModel):
         self.seed, self.graph_cache_dir = seed, graph_cache_dir
 
     def _fit(self, train, valid, item_features, progress) -> None:
-        arrays, seen = prepare_content("MGCN", train, item_features, self.feature_names)
+        arrays, seen = prepare_content(self, train, item_features)
         graphs = [item_content_graph(arrays[name], k=self.knn_k, binary=False, normalization="symmetric",
                                      cache_dir=self.graph_cache_dir) for name in self.feature_names]
         item_graphs = [FixedGraph(graph) for graph in graphs]

@@ -60,7 +60,7 @@ class MMGCL(MultimodalEmbeddingModel):
         self.seed, self.knn_k, self.graph_cache_dir = seed, knn_k, graph_cache_dir
 
     def _fit(self, train, valid, item_features, progress) -> None:
-        arrays, seen = prepare_content("MMGCL", train, item_features, self.feature_names)
+        arrays, seen = prepare_content(self, train, item_features)
         full = to_torch_sparse_csr(normalized_bipartite_adjacency(train.matrix))
         n_users, n_items, size = train.n_users, train.n_items, self.embedding_size
         n_blocks = len(self.feature_names) + 1

@@ -73,7 +73,7 @@ class MMGCN(MultimodalEmbeddingModel):
         self.seed, self.knn_k, self.graph_cache_dir = seed, knn_k, graph_cache_dir
 
     def _fit(self, train, valid, item_features, progress) -> None:
-        arrays, seen = prepare_content("MMGCN", train, item_features, self.feature_names)
+        arrays, seen = prepare_content(self, train, item_features)
         mean_graph = FixedGraph(row_normalize(bipartite_adjacency(train.matrix)))
         n_users, n_items = train.n_users, train.n_items
         network = torch.nn.Module()

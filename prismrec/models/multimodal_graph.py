@@ -30,18 +30,24 @@ from prismrec.models.graph import (
     to_torch_sparse_csr,
 )
 from prismrec.models.module_training import xavier_table
+from prismrec.models.new_items import content_keys, neighbour_mean_embeddings, new_item_features
 
 
-def prepare_content(model_name: str, train, item_features, names) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Checked float32 feature arrays and the mask of items seen in training; warns (counted)
-    about never-seen items without any content.
+def prepare_content(model, train, item_features) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Checked float32 arrays of ``model.feature_names`` and the mask of items seen in training;
+    warns (counted) about never-seen items without any content, and keeps the seen items'
+    content keys on ``model`` for :meth:`MultimodalEmbeddingModel.add_items`.
 
     Example:
-        >>> arrays, seen = prepare_content("FREEDOM", train, {"image": posters}, ["image"])  # doctest: +SKIP
+        >>> arrays, seen = prepare_content(model, train, {"image": posters})  # doctest: +SKIP
     """
-    arrays = checked_features(item_features, names, train.n_items, model_name)
+    model_name = type(model).__name__
+    arrays = checked_features(item_features, model.feature_names, train.n_items, model_name)
     seen = items_seen(train)
     warn_unscorable_cold_items(model_name, seen, arrays)
+    model.content_keys_ = content_keys(arrays, model.feature_names)[seen]
+    model.content_key_items_ = np.flatnonzero(seen).astype(np.int64)
+    model.content_dims_ = [int(arrays[name].shape[1]) for name in model.feature_names]
     return arrays, seen
 
 
@@ -58,6 +64,24 @@ class MultimodalEmbeddingModel(Recommender):
         self._check_fitted()
         users = torch.as_tensor(np.asarray(user_ids, dtype=np.int64))
         return self.user_embeddings_.index_select(0, users) @ self.item_embeddings_.T
+
+    @torch.no_grad()
+    def add_items(self, item_features) -> np.ndarray:
+        """Append new items; each one's embedding is the similarity-weighted mean of its ``knn_k``
+        (default 10) nearest training items' embeddings by content. Returns the new indices.
+
+        Example:
+            >>> model.add_items({"image": new_posters, "text": new_plots})  # doctest: +SKIP
+            array([1682, 1683])
+        """
+        arrays = new_item_features(self, item_features)
+        keys = content_keys(arrays, self.feature_names)
+        seen_embeddings = self.item_embeddings_.index_select(0, torch.from_numpy(self.content_key_items_))
+        added = neighbour_mean_embeddings(keys, self.content_keys_, seen_embeddings, getattr(self, "knn_k", 10))
+        start = self.n_items_
+        self.item_embeddings_ = torch.cat([self.item_embeddings_, added.to(self.item_embeddings_.dtype)])
+        self.n_items_ = start + len(keys)
+        return np.arange(start, self.n_items_)
 
 
 class ItemGraphNetwork(torch.nn.Module):

@@ -53,7 +53,7 @@ class SLMRec(MultimodalEmbeddingModel):
         self.seed, self.knn_k, self.graph_cache_dir = seed, knn_k, graph_cache_dir
 
     def _fit(self, train, valid, item_features, progress) -> None:
-        arrays, seen = prepare_content("SLMRec", train, item_features, self.feature_names)
+        arrays, seen = prepare_content(self, train, item_features)
         adjacency = to_torch_sparse_csr(normalized_bipartite_adjacency(train.matrix))
         size, n_users, n_views = self.embedding_size, train.n_users, len(self.feature_names) + 1
         network = ItemGraphNetwork(n_users, train.n_items, size, seen,

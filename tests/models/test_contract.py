@@ -40,6 +40,8 @@ NOT_PERSONALISED = {"mostpop"}
 
 ALL_MODELS = available_models()
 _FITTED: dict[str, Recommender] = {}
+#: content models whose scores are sums over a sparse item graph (most items score 0 for a user)
+SPARSE_SCORES = {"itemknn_cbf"}
 #: models that read item content (they declare feature arrays)
 CONTENT_MODELS = [name for name in ALL_MODELS if create_model(name).required_features_for_fit()]
 
@@ -253,3 +255,29 @@ def test_every_model_declares_a_valid_search_space(name):
     for parameter, spec in space.items():
         trial_value = spec["choices"][0] if spec["type"] == "categorical" else spec["low"]
         build(name, **{parameter: trial_value})  # every value is accepted by __init__
+
+
+@pytest.mark.parametrize("name", CONTENT_MODELS)
+def test_add_items_scores_new_items_from_their_content(name, split, tmp_path):
+    """Copies of a popular item of each block, added after training (and after save/load), rank
+    above the other block's items for the users of their block."""
+    fitted(name, split).save(tmp_path / name)
+    model = Recommender.load(tmp_path / name)
+    features = features_for(model)
+    popularity, blocks = split.train.item_popularity(), block_of_items(N_ITEMS)
+    copies = [int(np.argmax(np.where(blocks == block, popularity, -1))) for block in (0, 1)]
+    assert model.add_items({key: value[copies] for key, value in features.items()}).tolist() == [N_ITEMS, N_ITEMS + 1]
+    scores = model.score(np.arange(N_USERS))
+    assert scores.shape == (N_USERS, N_ITEMS + 2) and torch.isfinite(scores).all()
+    if name in SPARSE_SCORES:  # a copy joins exactly the graph rows its original is in: the same column
+        torch.testing.assert_close(scores[:, N_ITEMS:], scores[:, copies])
+    else:
+        half = N_USERS // 2
+        other_best = [scores[:half, N_ITEMS // 2:N_ITEMS].max(1).values, scores[half:, :N_ITEMS // 2].max(1).values]
+        assert (scores[:half, N_ITEMS] > other_best[0]).float().mean() >= 0.9
+        assert (scores[half:, N_ITEMS + 1] > other_best[1]).float().mean() >= 0.9
+    first = model.required_features_for_fit()[0]
+    with pytest.raises(ValueError, match=rf"add_items needs the feature arrays \['{first}'\]"):
+        model.add_items({key: value[:1] for key, value in features.items() if key != first})
+    with pytest.raises(ValueError, match="columns"):
+        model.add_items({key: value[:1, :5] for key, value in features.items()})
