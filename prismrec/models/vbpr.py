@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from prismrec.models.base import ColdStartError, Recommender
+from prismrec.models.content import items_seen, raise_on_non_finite, warn_unscorable_cold_items
 from prismrec.models.training import Adam, TripletSampler, fitted_batch_size, minibatch_epoch, train_epochs
 
 NORMALIZATIONS = ("l2", "standard", "none")
@@ -28,9 +29,8 @@ def fuse_features(item_features, names, normalization: str = "l2") -> torch.Tens
         raise ValueError(f"feature_normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     parts = []
     for name in names:
+        raise_on_non_finite(item_features[name], f"item feature {name!r}")
         array = torch.as_tensor(np.asarray(item_features[name], dtype=np.float32))
-        if not torch.isfinite(array).all():
-            raise ValueError(f"item feature {name!r} has NaN or infinite values; fill or drop them first")
         if normalization == "l2":
             array = array / array.norm(dim=1, keepdim=True).clamp(min=1e-12)
         elif normalization == "standard":
@@ -78,6 +78,9 @@ class VBPR(Recommender):
 
     def _fit(self, train, valid, item_features, progress) -> None:
         features = fuse_features(item_features, self.feature_names, self.feature_normalization)
+        seen = items_seen(train)
+        warn_unscorable_cold_items("VBPR", seen, {name: np.asarray(item_features[name]) for name in self.feature_names})
+        seen = torch.from_numpy(seen)
         self._remember_scaling(item_features)
         generator = torch.Generator().manual_seed(self.seed)
 
@@ -99,7 +102,7 @@ class VBPR(Recommender):
             users, positives, negatives = (torch.from_numpy(a) for a in sampler.sample(len(train)))
             loss = minibatch_epoch(optimizer, lambda *batch: self._batch_loss(params, features, *batch),
                                    users, positives, negatives, batch_size)
-            self._publish(params, features)
+            self._publish(params, features, seen)
             return loss
 
         train_epochs(self, train, valid, run_epoch, epochs=self.epochs, metric=self.early_stopping_metric,
@@ -122,12 +125,14 @@ class VBPR(Recommender):
         return -torch.nn.functional.logsigmoid(x).mean() + 0.5 * penalty / len(users)
 
     @torch.no_grad()
-    def _publish(self, params, features: torch.Tensor) -> None:
+    def _publish(self, params, features: torch.Tensor, seen: torch.Tensor) -> None:
+        """Scoring tensors; items never seen in training keep only their content terms (their
+        latent factors and bias were only ever pushed down as negatives)."""
         self.user_factors_ = params["user"].detach().clone()
         self.user_visual_factors_ = params["user_visual"].detach().clone()
-        self.item_factors_ = params["item"].detach().clone()
+        self.item_factors_ = params["item"].detach() * seen.unsqueeze(1)
         self.item_visual_embeddings_ = features @ params["projection"].detach()
-        self.item_bias_ = params["bias"].detach() + (features @ params["visual_bias"].detach()).squeeze(1)
+        self.item_bias_ = params["bias"].detach() * seen + (features @ params["visual_bias"].detach()).squeeze(1)
         self.feature_projection_ = params["projection"].detach().clone()
         self.feature_bias_weights_ = params["visual_bias"].detach().squeeze(1).clone()
 
