@@ -17,3 +17,4 @@ from prismrec.encoders import image  # noqa: F401  (registers image:efficientnet
 from prismrec.encoders import audio  # noqa: F401,E402  (registers audio:logmel)
 from prismrec.encoders import video  # noqa: F401,E402  (registers video:<image encoder spec>)
 from prismrec.encoders import clip  # noqa: F401  (registers clip:, clip-image:, clip-text:)
+from prismrec.adapt import finetune  # noqa: F401,E402  (registers adapted-text:<align checkpoint>)
