@@ -9,7 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import prismrec.encoders  # noqa: F401  (registers the encoders)
+import prismrec.encoders  # noqa: F401
+from tiny_models import colour_catalog, one_torch_thread, tiny_bert  # noqa: F401  (fixtures)  (registers the encoders)
 from prismrec.adapt import AdaptationConfig, build_tower
 from prismrec.adapt.text_tower import SplitTextTower
 from prismrec.encoders.align_train import train_alignment
