@@ -23,7 +23,6 @@ from prismrec.adapt.adapters import AdaptationConfig, build_tower
 from prismrec.adapt.cached import require_sentence_transformer
 from prismrec.adapt.text_tower import LowerLayerEncoder
 from prismrec.encoders.base import Encoder, hash_state_dict
-from prismrec.encoders.registry import register_encoder
 
 ADAPTER_FILE_KEY = "text_adapter_file"
 
@@ -123,7 +122,8 @@ def adapted_text_encoder(text_encoder, meta: dict, folder: Path, *, feature_stor
                               where=str(folder / meta[ADAPTER_FILE_KEY]))
 
 
-def _adapted_text_factory(argument: str | None, *, feature_store: str | None = None) -> AdaptedTextEncoder:
+def adapted_text_from_checkpoint(argument: str | None, *, feature_store: str | None = None) -> AdaptedTextEncoder:
+    """The ``adapted-text:<dir>`` encoder: the adapted text tower of an ``align`` checkpoint."""
     from prismrec.encoders.align import create_towers, read_checkpoint
 
     if not argument:
@@ -141,6 +141,3 @@ def _adapted_text_factory(argument: str | None, *, feature_store: str | None = N
         raise ValueError(f"{folder / 'alignment.json'}: this alignment trained no text adapter (adaptation 'none'); "
                          "use align:<dir> or the text encoder itself")
     return encoder
-
-
-register_encoder("adapted-text", _adapted_text_factory)

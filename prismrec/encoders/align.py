@@ -310,4 +310,11 @@ def _align_factory(argument: str | None, *, view: str = "both", feature_store: s
     return AlignEncoder(argument, view=view, feature_store=feature_store)
 
 
+def _adapted_text_factory(argument: str | None, *, feature_store: str | None = None):
+    from prismrec.adapt.finetune import adapted_text_from_checkpoint  # here, not at import: no import cycle
+
+    return adapted_text_from_checkpoint(argument, feature_store=feature_store)
+
+
 register_encoder("align", _align_factory)
+register_encoder("adapted-text", _adapted_text_factory)

@@ -79,7 +79,29 @@ class WordCountTower(Encoder):
         return "0" * 64
 
 
-for _name, _cls in (("test-adapt-image", ArrayImageTower), ("test-adapt-words", WordCountTower)):
+class MeanColourTower(Encoder):
+    """Image tower for real image files: the mean RGB colour, times a fixed matrix."""
+
+    modality, name, dim = "image", "test-adapt-png", 4
+
+    def __init__(self) -> None:
+        self.matrix = np.random.default_rng(6).normal(size=(3, self.dim)).astype(np.float32)
+
+    def contents(self, catalog):
+        return list(catalog.media_paths("image"))
+
+    def encode_batch(self, contents):
+        from PIL import Image
+
+        colours = [np.asarray(Image.open(path).convert("RGB"), np.float32).mean((0, 1)) / 255 for path in contents]
+        return (np.stack(colours) @ self.matrix).astype(np.float32), [None] * len(contents)
+
+    def weights_hash(self):
+        return hashlib.sha256(self.matrix.tobytes()).hexdigest()
+
+
+for _name, _cls in (("test-adapt-image", ArrayImageTower), ("test-adapt-words", WordCountTower),
+                    ("test-adapt-png", MeanColourTower)):
     if _name not in available_encoders():
         register_encoder(_name, lambda argument, _cls=_cls, **options: _cls(**options))
 
