@@ -46,21 +46,36 @@ def tiny_bert(tmp_path_factory) -> str:
 
 
 class ArrayImageTower(Encoder):
-    """Image tower: the 2-d one-hot colour stored in an ``.npy`` file, times a fixed matrix."""
+    """Image tower: the 3-d one-hot colour stored in an ``.npy`` file, times a fixed matrix."""
 
-    modality, name, dim = "image", "test-adapt-image", 6
+    modality, name, dim, seed = "image", "test-adapt-image", 6, 5
 
     def __init__(self) -> None:
-        self.matrix = np.random.default_rng(5).normal(size=(3, self.dim)).astype(np.float32)
+        self.matrix = np.random.default_rng(self.seed).normal(size=(3, self.dim)).astype(np.float32)
 
     def contents(self, catalog):
         return list(catalog.media_paths("image"))
 
+    def read(self, path) -> np.ndarray:
+        return np.load(path)
+
     def encode_batch(self, contents):
-        return np.stack([np.load(path) @ self.matrix for path in contents]).astype(np.float32), [None] * len(contents)
+        vectors = np.stack([self.read(path) @ self.matrix for path in contents]).astype(np.float32)
+        return vectors, [None] * len(contents)
 
     def weights_hash(self):
         return hashlib.sha256(self.matrix.tobytes()).hexdigest()
+
+
+class MeanColourTower(ArrayImageTower):
+    """Image tower for real image files: the mean RGB colour, times a fixed matrix."""
+
+    name, dim, seed = "test-adapt-png", 4, 6
+
+    def read(self, path) -> np.ndarray:
+        from PIL import Image
+
+        return np.asarray(Image.open(path).convert("RGB"), np.float32).mean((0, 1)) / 255
 
 
 class WordCountTower(Encoder):
@@ -77,27 +92,6 @@ class WordCountTower(Encoder):
 
     def weights_hash(self):
         return "0" * 64
-
-
-class MeanColourTower(Encoder):
-    """Image tower for real image files: the mean RGB colour, times a fixed matrix."""
-
-    modality, name, dim = "image", "test-adapt-png", 4
-
-    def __init__(self) -> None:
-        self.matrix = np.random.default_rng(6).normal(size=(3, self.dim)).astype(np.float32)
-
-    def contents(self, catalog):
-        return list(catalog.media_paths("image"))
-
-    def encode_batch(self, contents):
-        from PIL import Image
-
-        colours = [np.asarray(Image.open(path).convert("RGB"), np.float32).mean((0, 1)) / 255 for path in contents]
-        return (np.stack(colours) @ self.matrix).astype(np.float32), [None] * len(contents)
-
-    def weights_hash(self):
-        return hashlib.sha256(self.matrix.tobytes()).hexdigest()
 
 
 for _name, _cls in (("test-adapt-image", ArrayImageTower), ("test-adapt-words", WordCountTower),
