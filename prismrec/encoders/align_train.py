@@ -88,6 +88,24 @@ def _resume_state(folder: Path, config: dict, heads: AlignmentHeads, optimizer, 
     return int(meta["epoch"]), list(meta.get("history", []))
 
 
+def _text_features(text_tower, catalog, store, adaptation: str, options, seed: int, progress: bool):
+    """``(adapted tower or None, text features)``: the frozen tower's, or the adapted tower's initial ones."""
+    if adaptation == "none":
+        return None, tower_features(text_tower, catalog, store, progress=progress)
+    from prismrec.adapt.finetune import adapted_training_tower
+
+    return adapted_training_tower(text_tower, catalog, store, adaptation, options, seed=seed, progress=progress)
+
+
+def _optimizer(heads: AlignmentHeads, adapted, learning_rate: float, weight_decay: float):
+    """AdamW over the heads and, when the text tower trains, its trainable tensors (own rate if set)."""
+    groups = [{"params": list(heads.parameters())}]
+    if adapted is not None:
+        tower_rate = adapted.adaptation.learning_rate
+        groups.append({"params": list(adapted.parameters()), **({} if tower_rate is None else {"lr": tower_rate})})
+    return torch.optim.AdamW(groups, lr=learning_rate, weight_decay=weight_decay)
+
+
 def _adapted_text_of(adapted, train_rows: np.ndarray):
     """Text features of training positions through the adapted tower (train mode, with gradients)."""
     rows = torch.from_numpy(np.asarray(train_rows, dtype=np.int64))
@@ -182,14 +200,7 @@ def train_alignment(catalog, *, text_encoder: str = "text:minilm", image_encoder
     output_dir = Path(output_dir)
     text_tower, image_tower = create_towers(text_encoder, image_encoder, text_template)
     store = Path(feature_store) if feature_store is not None else output_dir / "features"
-    adapted = None
-    if adaptation != "none":
-        from prismrec.adapt.finetune import adapted_training_tower
-
-        adapted, text = adapted_training_tower(text_tower, catalog, store, adaptation, adaptation_options,
-                                               seed=seed, progress=progress)
-    else:
-        text = tower_features(text_tower, catalog, store, progress=progress)
+    adapted, text = _text_features(text_tower, catalog, store, adaptation, adaptation_options, seed, progress)
     image = tower_features(image_tower, catalog, store, progress=progress)
     train_rows, heldout_rows = split_pairs(text.mask & image.mask, heldout_fraction=heldout_fraction, seed=seed)
     pairs = {name: _Pairs(torch.from_numpy(text.features[rows]), torch.from_numpy(image.features[rows]))
@@ -203,17 +214,15 @@ def train_alignment(catalog, *, text_encoder: str = "text:minilm", image_encoder
               "train_items_digest": hashlib.sha256("\n".join(train_ids).encode()).hexdigest()}
     heads = _init_heads(config, pairs["train"])
     untrained = copy.deepcopy(heads)
-    groups = [{"params": list(heads.parameters())}]
-    if adapted is not None:
-        tower_rate = adapted.adaptation.learning_rate
-        groups.append({"params": list(adapted.parameters()), **({} if tower_rate is None else {"lr": tower_rate})})
-    optimizer = torch.optim.AdamW(groups, lr=learning_rate, weight_decay=weight_decay)
+    optimizer = _optimizer(heads, adapted, learning_rate, weight_decay)
     folder = output_dir / "checkpoint"
     start_epoch, history = 0, []
     if resume and (folder / "alignment.json").is_file():
         start_epoch, history = _resume_state(checkpoint_dir(folder), config, heads, optimizer, adapted)
     untrained_heldout_text = pairs["heldout"].text
     text_of = None if adapted is None else _adapted_text_of(adapted, train_rows)
+    if adapted is not None:  # a resumed tower: held-out text through its loaded adapter
+        pairs["heldout"].text = adapted.encode_all(heldout_rows)
     towers = {role: {"spec": spec, "id": tower.id, "weights_hash": tower.weights_hash()}
               for role, spec, tower in (("text", text_encoder, text_tower), ("image", image_encoder, image_tower))}
     with _Progress(progress) as bars, _one_thread():
@@ -237,8 +246,6 @@ def train_alignment(catalog, *, text_encoder: str = "text:minilm", image_encoder
         resumed_from_epoch=start_epoch,
         history=history, checkpoint_dir=str(folder), seed=seed)
     if adapted is not None:  # the untrained baseline: untrained heads over the unadapted tower
-        pairs["heldout"].text = adapted.encode_all(heldout_rows)
-        report.recall["trained"] = retrieval_report(heads, pairs["heldout"].text, pairs["heldout"].image)
         report.recall["untrained"] = retrieval_report(untrained, untrained_heldout_text, pairs["heldout"].image)
     report.save(output_dir)
     return report
