@@ -241,6 +241,26 @@ def tune(
     console.print(f"wrote {out}/<model>/best_params.json; use it with models[i].tuned: {out}")
 
 
+@app.command()
+@_friendly_errors
+def study(
+    config: Path = typer.Argument(..., help="YAML study description (see configs/lmm_study.yaml)."),
+    out: Path = typer.Option(..., "--out", help="Folder: one compare run per scenario, plus the study's reports."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help=PROGRESS_HELP),
+) -> None:
+    """Run a grid (encoders x models x paradigms x seeds, warm / cold / sparsity scenarios) as one study."""
+    from prismrec.experiment import check_output_folder
+    from prismrec.study import load_study, run_study
+
+    _setup(None)
+    check_output_folder(out)
+    plan = load_study(config)
+    _setup(plan.base.get("threads"))
+    summary = run_study(plan, out, progress=_progress(progress), log=_log)
+    out_console.print(f"{len(summary['scenarios'])} scenarios: {', '.join(summary['scenarios'])}", highlight=False)
+    console.print(f"wrote {out}/results.json, results.md and report.html")
+
+
 from prismrec import cli_content  # noqa: E402,F401  (registers encode and align)
 
 
