@@ -105,3 +105,17 @@ def test_adapted_text_needs_an_adapted_checkpoint(tiny_bert, colour_catalog, tmp
     with pytest.raises(ValueError, match="sentence-transformers text tower"):
         train_alignment(colour_catalog, text_encoder="test-adapt-words", image_encoder="test-adapt-image",
                         output_dir=tmp_path / "bad", adaptation="lora", progress=False)
+
+
+def test_real_minilm_tower_equals_text_minilm_and_lora_gets_gradients():
+    from prismrec.encoders.text import minilm_path
+
+    texts = ["a film about a ship in a storm", "a quiet love story in a small city"]
+    frozen, _ = create_encoder("text:minilm", max_seq_length=32).encode_batch(texts)
+    tower = build_tower(minilm_path(), AdaptationConfig("lora", trainable_layers=1, max_seq_length=32))
+    assert (tower.n_layers, tower.frozen_layers, tower.hidden_size) == (6, 5, 384)
+    vectors = tower.top(*tower.lower(texts))
+    np.testing.assert_allclose(vectors.detach().numpy(), frozen, atol=1e-5)
+    (vectors[0] @ vectors[1]).backward()
+    grads = {name: p.grad for name, p in tower.named_parameters() if p.requires_grad}
+    assert any(g is not None and g.abs().sum() > 0 for name, g in grads.items() if "lora_B" in name)
