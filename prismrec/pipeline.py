@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from prismrec.adapt.modes import alignment_run
 from prismrec.config import ConfigError, ExperimentConfig, ModelConfig
 from prismrec.data.catalog import Dataset
 from prismrec.data.interactions import IdMap, Interactions
@@ -83,9 +84,10 @@ def compute_features(config: ExperimentConfig, dataset: Dataset, *, progress: bo
             _end2end_feature(config, name, dataset, features, progress)
             continue
         encoder_spec = prepare_aligned_encoder(config, name, dataset, progress=progress, log=log)
-        options = spec.options
-        if encoder_spec.startswith("adapted-text:") and encoder_spec != spec.encoder:  # fine-tuned here
-            options = {"feature_store": config.feature_cache}  # its template is the checkpoint's; lower states cached
+        run = alignment_run(spec)
+        options = spec.options  # a fine-tuned encoder's template is its checkpoint's; its towers' states are cached
+        if run is not None and run[2] is not None:
+            options = {**run[2], "feature_store": config.feature_cache}
         try:
             encoded = encode_item_features(encoder_spec, options, dataset, config.feature_cache, progress)
         except TypeError as error:
@@ -130,13 +132,14 @@ def prepare_aligned_encoder(config: ExperimentConfig, name: str, dataset: Datase
     the feature store, under a folder named by a hash of the data set and the training
     options, so changing either trains anew.
     """
-    from prismrec.adapt.modes import alignment_run
-
     spec = config.features[name]
-    run = alignment_run(spec)
+    try:
+        run = alignment_run(spec)
+    except ValueError as error:
+        raise ConfigError(f"{config.source}: features.{name}: {error}") from None
     if run is None:
         return spec.encoder
-    train, prefix = run
+    train, prefix, _ = run
     from prismrec.encoders.align_train import train_alignment
 
     folder = spec.encoder.partition(":")[2] if prefix == "align" else ""

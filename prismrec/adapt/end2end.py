@@ -23,8 +23,39 @@ from prismrec.adapt.adapters import AdaptationConfig
 from prismrec.adapt.cached import CachedTextTower
 
 
+class FrozenItemFeatures(nn.Module):
+    """A frozen encoder's stored vectors as a module (nothing trainable; a head goes on top).
+
+    Example:
+        >>> FrozenItemFeatures(torch.eye(3))(torch.tensor([2])).tolist()
+        [[0.0, 0.0, 1.0]]
+    """
+
+    def __init__(self, features: torch.Tensor) -> None:
+        super().__init__()
+        self.features = features
+        self.has_text = features.abs().sum(1) > 0  # rows with content (named as CachedTextTower's)
+
+    @property
+    def dim(self) -> int:
+        return int(self.features.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.features[torch.as_tensor(rows, dtype=torch.int64)]
+
+    def fresh_copy(self) -> "FrozenItemFeatures":
+        return self
+
+
 class End2EndItemEncoder(nn.Module):
     """Trainable item features from cached lower-layer states: ``forward(item_indices) -> [b, d]``.
+
+    ``text`` is a :class:`CachedTextTower` (its adapted top trains), or a
+    :class:`FrozenItemFeatures` of any other encoder, which then needs the head. A square
+    head starts as the identity, so training starts from the frozen features.
 
     Example:
         >>> encoder = End2EndItemEncoder.from_encoder(create_encoder("text:minilm"), catalog, "features",
@@ -32,7 +63,8 @@ class End2EndItemEncoder(nn.Module):
         >>> VBPR(feature_names=("text",)).set_item_feature_modules({"text": encoder})  # doctest: +SKIP
     """
 
-    def __init__(self, text: CachedTextTower, *, head_dim: int | None = None, seed: int = 0) -> None:
+    def __init__(self, text: CachedTextTower | FrozenItemFeatures, *, head_dim: int | None = None,
+                 seed: int = 0) -> None:
         super().__init__()
         self.text = text
         self.head = None
@@ -40,11 +72,16 @@ class End2EndItemEncoder(nn.Module):
             with torch.random.fork_rng():
                 torch.manual_seed(seed)
                 self.head = nn.Linear(text.dim, head_dim)
+            if head_dim == text.dim:
+                with torch.no_grad():
+                    self.head.weight.copy_(torch.eye(head_dim))
+                    self.head.bias.zero_()
         if not any(parameter.requires_grad for parameter in self.parameters()):
+            what = (f"this text tower has adaptation {text.adaptation.adaptation!r}" if hasattr(text, "adaptation")
+                    else "this frozen encoder has no trainable part")
             raise ValueError(
-                f"encoder_mode end2end needs an encoder with something trainable, but this text tower has "
-                f"adaptation {text.adaptation.adaptation!r} and no head; choose adaptation lora, adapter, prompt "
-                "or full (a trainable top), or give head_dim")
+                f"encoder_mode end2end needs an encoder with something trainable, but {what} and no head; choose "
+                "adaptation lora, adapter, prompt or full (a trainable top), or give head_dim")
 
     @classmethod
     def from_encoder(cls, text_encoder, catalog, feature_store: str | Path, adaptation: AdaptationConfig, *,

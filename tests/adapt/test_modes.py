@@ -1,6 +1,7 @@
 """The ``encoder_mode`` switch in a run config: frozen, finetuned (re-encoded under a new id), end2end."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -63,9 +64,34 @@ def test_end2end_feature_trains_a_copy_of_the_encoder_inside_vbpr(tiny_bert, tmp
     assert result["config"]["features"]["text"]["encoder_mode"] == "end2end"
 
 
+def test_image_features_fine_tune_through_aligned_heads_and_train_a_head_end_to_end(tiny_bert, tmp_path):
+    features = {"image": {"encoder": "test-adapt-png"},
+                "image_tuned": {"encoder": "test-adapt-png", "encoder_mode": "finetuned",
+                                "train": {"text_encoder": f"text:{tiny_bert}", "text_template": "{description}",
+                                          "epochs": 2, "batch_size": 8, "head": "linear", "shared_dim": 3}},
+                "image_e2e": {"encoder": "test-adapt-png", "encoder_mode": "end2end"}}
+    raw, source = _config(tmp_path, features, [{"name": "vbpr", "features": ["image", "image_tuned", "image_e2e"],
+                                                "params": VBPR_PARAMS}])
+    config = parse_config(raw, source)
+    dataset = load_data(config)
+    computed = compute_features(config, dataset, progress=False)
+    assert computed.info["image_tuned"]["encoder"].startswith("align:")
+    assert computed.arrays["image_tuned"].shape == (30, 3)  # the aligned image view, in the shared space
+    module = computed.modules["image_e2e"]
+    assert [tuple(p.shape) for p in module.trainable_parameters()] == [(4, 4), (4,)]
+    np.testing.assert_allclose(computed.arrays["image_e2e"], computed.arrays["image"], atol=1e-6)  # identity start
+    (model_config, model), = build_models(config)
+    fit_model(model_config, model, split_data(config, dataset), computed, progress=False)
+    head = model._item_feature_modules["image_e2e"].head
+    assert not torch.equal(head.weight, torch.eye(4))
+
+
 @pytest.mark.parametrize("feature, model, message", [
-    ({"encoder": "test-adapt-png", "encoder_mode": "finetuned"}, "vbpr", "finetuned adapts a text tower"),
-    ({"encoder": "align:x", "encoder_mode": "end2end"}, "vbpr", "end2end trains the top of a text tower"),
+    ({"encoder": "audio:logmel", "encoder_mode": "finetuned"}, "vbpr", "finetuned adapts text, image or CLIP"),
+    ({"encoder": "image:efficientnet-lite0", "encoder_mode": "end2end", "train": {"adaptation": "lora"}}, "vbpr",
+     r"unknown key 'features.f.train.adaptation' for an end2end head"),
+    ({"encoder": "text:minilm", "encoder_mode": "finetuned", "train": {"text_encoder": "x"}},
+     "vbpr", r"unknown key 'features.f.train.text_encoder'"),
     ({"encoder": "text:minilm", "encoder_mode": "frozzen"}, "vbpr", "encoder_mode must be one of frozen"),
     ({"encoder": "text:minilm", "encoder_mode": "end2end", "train": {"rank": 2}}, "vbpr",
      r"unknown key 'features.f.train.rank' for end2end"),
