@@ -104,3 +104,20 @@ def test_bad_encoder_modes_fail_when_the_config_is_read(feature, model, message)
            "models": [{"name": model, "features": ["f"]}]}
     with pytest.raises(ConfigError, match=message):
         parse_config(raw)
+
+
+def test_prismrec_align_trains_an_adapter_from_the_command_line(tiny_bert, tmp_path):
+    from typer.testing import CliRunner
+
+    from prismrec.cli import app
+
+    config = write_own_catalogue(tmp_path, with_images=True)
+    args = ["align", "--config", str(config), "--out", str(tmp_path / "align"), "--epochs", "1", "--batch-size", "8",
+            "--text-encoder", f"text:{tiny_bert}", "--image-encoder", "test-adapt-png", "--template", "{title}",
+            "--shared-dim", "4", "--adaptation", "adapter", "--adaptation-option", "max_seq_length=16",
+            "--adaptation-option", "adapter_bottleneck=4", "--no-progress"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"adapted-text:{tmp_path / 'align'}" in result.output
+    meta = yaml.safe_load((tmp_path / "align" / "checkpoint" / "alignment.json").read_text())
+    assert meta["config"]["adaptation"]["adapter_bottleneck"] == 4 and meta["text_adapter_file"]
