@@ -14,6 +14,7 @@ keeps the other rows of the shared embedding fixed).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -99,12 +100,16 @@ def prepare_tuning(model, config: TuningConfig, item_token_ids: list[int]) -> di
 
         lora = LoraConfig(r=config.lora_rank, lora_alpha=2 * config.lora_rank, lora_dropout=0.0,
                           target_modules=["q", "k", "v", "o", "wi", "wo"])
-        model.backbone = get_peft_model(t5, lora).get_base_model()  # LoRA layers sit in t5's modules
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # PEFT's own use of a deprecated transformers name
+            model.backbone = get_peft_model(t5, lora).get_base_model()  # LoRA layers sit in t5's modules
     elif config.mode == "prompt":
         from peft import PromptTuningConfig, TaskType, get_peft_model
 
         prompt = PromptTuningConfig(task_type=TaskType.SEQ_2_SEQ_LM, num_virtual_tokens=config.n_virtual_tokens)
-        model.prompt_embedding = get_peft_model(t5, prompt).prompt_encoder["default"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            model.prompt_embedding = get_peft_model(t5, prompt).prompt_encoder["default"]
     for name, parameter in model.named_parameters():
         parameter.requires_grad = config.mode == "full" or _is_tuned(name, config.mode)
     rows = _item_rows(model, item_token_ids, full=config.mode == "full")

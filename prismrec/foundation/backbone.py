@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from prismrec.foundation.tokens import IMAGE_TOKEN
@@ -81,6 +82,20 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(repr(vocabulary).encode()).hexdigest()[:16]
 
 
+@contextmanager
+def _quiet_progress():
+    """No per-tensor "Loading weights"/"Writing model shards" bars from transformers."""
+    from transformers.utils import logging as transformers_logging
+
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
+
+
 def load_backbone(source: str | Path, *, allow_download: bool = False):
     """``(model, tokenizer)`` from a local folder, or from the hub only with ``allow_download``.
 
@@ -99,7 +114,8 @@ def load_backbone(source: str | Path, *, allow_download: bool = False):
             missing.append(" or ".join(WEIGHT_FILES))
         if missing:
             raise FileNotFoundError(f"{folder}: no T5 weights here, missing {', '.join(missing)}")
-        model = T5ForConditionalGeneration.from_pretrained(folder, local_files_only=True)
+        with _quiet_progress():
+            model = T5ForConditionalGeneration.from_pretrained(folder, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         return model, tokenizer
     if not allow_download:
@@ -120,7 +136,8 @@ def save_backbone(model, tokenizer, folder: str | Path) -> Path:
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    model.save_pretrained(staging, safe_serialization=True)
+    with _quiet_progress():
+        model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
     if folder.exists():
         old = folder.with_name(f".{folder.name}.old")

@@ -134,6 +134,21 @@ def _next_token_log_probs(model, hidden, mask, rows, prefixes, start_id, chunk) 
     return torch.cat(outputs)
 
 
+@torch.no_grad()
+def generate(network, batch: dict[str, torch.Tensor], **generate_options) -> torch.Tensor:
+    """Hugging Face ``generate`` from a prompt batch (image tokens, whole words, virtual prompt).
+
+    The encoder runs afresh on every call: ``generate`` expands ``encoder_outputs`` in place
+    for beams, so one output must never be passed twice.
+
+    Example:
+        >>> start = network.backbone.config.decoder_start_token_id  # doctest: +SKIP
+        >>> generate(network, batch, num_beams=10, prefix_allowed_tokens_fn=trie.prefix_allowed_tokens_fn(start))  # doctest: +SKIP
+    """
+    encoded, mask = network.encode(batch)
+    return network.backbone.generate(encoder_outputs=encoded, attention_mask=mask, **generate_options)
+
+
 def item_targets(encoder, n_items: int) -> list[list[int]]:
     """Target token ids (id tokens + ``</s>``) of every item, from a :class:`PromptEncoder`."""
     return [encoder.item_target(item) for item in range(n_items)]

@@ -73,7 +73,8 @@ class PromptEncoder:
 
     def text_ids(self, text: str) -> list[int]:
         if text not in self._text_cache:
-            self._text_cache[text] = self.tokenizer.encode(text, add_special_tokens=False)
+            # item tokens separate words already: no lone word-boundary tokens around them
+            self._text_cache[text] = self.tokenizer.encode(text.strip(), add_special_tokens=False) if text.strip() else []
         return self._text_cache[text]
 
     def source(self, segments) -> tuple[list[int], list[int], list[int], list[int]]:
@@ -107,8 +108,10 @@ class PromptEncoder:
         history = np.asarray(history)
         start = 0
         encoded = self.source(render_with_history(history))
+        per_item = len(self.item_tokens[0]) + self.n_image_tokens + len(self.text_ids(" , "))
         while len(encoded[0]) > self.max_length and start < len(history):
-            start += max(1, (len(encoded[0]) - self.max_length) // (len(self.item_tokens[0]) + 2))
+            excess = len(encoded[0]) - self.max_length
+            start = min(len(history), start + max(1, excess // per_item))
             encoded = self.source(render_with_history(history[start:]))
         if start:
             self.truncated += 1
