@@ -4,6 +4,7 @@ from prismrec.models.bpr import BPR
 from prismrec.models.foundation import FoundationRecommender
 from prismrec.models.lightgcn import LightGCN
 from prismrec.models.mostpop import MostPopular
+from prismrec.models.sasrec import SASRec
 from prismrec.models.vbpr import VBPR
 from prismrec.models.registry import available_models, create_model, get_model_class, register
 
@@ -12,6 +13,7 @@ register("bpr", BPR)
 register("lightgcn", LightGCN)
 register("vbpr", VBPR)
 register("foundation", FoundationRecommender)
+register("sasrec", SASRec)
 
 __all__ = [
     "Recommender", "NotFittedError", "register", "get_model_class", "create_model", "available_models",

@@ -26,6 +26,8 @@ CONTRACT_PARAMS = {
     "foundation": {"preset": "tiny", "epochs": 8, "learning_rate": 0.01, "batch_size": 32, "n_clusters": 2,
                    "leaf_size": 8, "beam_size": None, "validation_users": None, "tokenizer_vocab": 100,
                    "dropout": 0.0, "patience": 8},
+    "sasrec": {"hidden_size": 16, "epochs": 40, "learning_rate": 0.01, "batch_size": 16, "max_length": 10,
+               "dropout": 0.1, "patience": 10},
 }
 #: models whose ranking is not collaborative: exempt from the own-block assertion
 NOT_PERSONALISED = {"mostpop"}
