@@ -8,7 +8,8 @@ from prismrec.foundation.adapters import BottleneckAdapter, TuningConfig, prepar
 from prismrec.foundation.backbone import build_t5
 from prismrec.foundation.model import FoundationModel
 from prismrec.foundation.prompts import ItemSlot
-from conftest import make_encoder, make_network
+from foundation_parts import make_encoder, make_network
+from foundation_parts import image_features, item_index, one_thread, tokenizer  # noqa: F401 (fixtures)
 
 
 def one_step(network, encoder):

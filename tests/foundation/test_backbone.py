@@ -6,6 +6,7 @@ import torch
 
 from prismrec.foundation.backbone import (PRESETS, add_item_tokens, build_t5, load_backbone, save_backbone,
                                           tokenizer_fingerprint, train_tokenizer)
+from foundation_parts import image_features, item_index, one_thread, tokenizer  # noqa: F401 (fixtures)
 
 
 def test_presets_hold_the_t5_small_shape_and_a_small_default():

@@ -7,7 +7,8 @@ import torch
 from prismrec.foundation.decoding import (UNREACHED_SCORE, ItemTrie, decoded_items, generate, item_targets,
                                            trie_search)
 from prismrec.foundation.prompts import ItemSlot
-from conftest import N_ITEMS, make_encoder, make_network
+from foundation_parts import N_ITEMS, make_encoder, make_network
+from foundation_parts import image_features, item_index, one_thread, tokenizer  # noqa: F401 (fixtures)
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ import torch
 
 from prismrec.foundation.prompts import FAMILIES, ItemSlot, render, template_named, templates
 from prismrec.foundation.tokens import PromptTruncated
-from conftest import N_ITEMS, make_encoder, make_network
+from foundation_parts import N_ITEMS, make_encoder, make_network
+from foundation_parts import image_features, item_index, one_thread, tokenizer  # noqa: F401 (fixtures)
 
 
 def test_every_family_has_training_and_held_out_templates():

@@ -1,4 +1,7 @@
-"""Tiny foundation-model parts shared by the tests: 12 items, a trained tokenizer, a tiny T5."""
+"""Tiny foundation-model parts shared by the tests: 12 items, a trained tokenizer, a tiny T5.
+
+(A module with its own name: ``conftest`` would clash with the root ``tests/conftest.py``.)
+"""
 from __future__ import annotations
 
 import numpy as np
