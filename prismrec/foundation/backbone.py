@@ -20,6 +20,7 @@ from prismrec.foundation.tokens import IMAGE_TOKEN
 PRESETS = {
     "t5-small": dict(d_model=512, d_ff=2048, d_kv=64, num_layers=6, num_decoder_layers=6, num_heads=8),
     "small": dict(d_model=256, d_ff=1024, d_kv=64, num_layers=4, num_decoder_layers=4, num_heads=4),
+    "mini": dict(d_model=128, d_ff=512, d_kv=32, num_layers=2, num_decoder_layers=2, num_heads=4),
     "tiny": dict(d_model=32, d_ff=64, d_kv=8, num_layers=1, num_decoder_layers=1, num_heads=2),
 }
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>", IMAGE_TOKEN)

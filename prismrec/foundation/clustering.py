@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 from scipy.cluster.vq import kmeans2
-from scipy.sparse.linalg import eigsh
+from scipy.sparse.linalg import ArpackError, eigsh
 
 
 def kmeans(points: np.ndarray, n_clusters: int, rng: np.random.Generator, *, iterations: int = 20):
@@ -22,7 +22,7 @@ def kmeans(points: np.ndarray, n_clusters: int, rng: np.random.Generator, *, ite
     Example:
         >>> points = np.array([[0.0], [0.1], [5.0], [5.1]])
         >>> _, labels = kmeans(points, 2, np.random.default_rng(0))
-        >>> labels[0] == labels[1] != labels[2] == labels[3]
+        >>> bool(labels[0] == labels[1] != labels[2] == labels[3])
         True
     """
     points = np.asarray(points, dtype=np.float64)
@@ -60,15 +60,28 @@ def spectral_embedding(graph: sp.spmatrix, dim: int) -> np.ndarray:
 def spectral_partition(graph: sp.spmatrix, n_clusters: int, rng: np.random.Generator) -> np.ndarray:
     """Cluster labels ``0..k-1`` (consecutive) of the nodes of ``graph`` by spectral clustering.
 
-    When clustering cannot separate the nodes (all in one cluster, for example a graph
-    without edges), the nodes are cut into ``n_clusters`` equal chunks instead, so that
-    recursion always makes progress.
+    Isolated nodes get a cluster of their own. When clustering cannot separate the nodes
+    (all in one cluster, for example a graph without edges), the nodes are cut into
+    ``n_clusters`` equal chunks instead, so that recursion always makes progress.
     """
+    graph = sp.csr_matrix(graph, dtype=np.float64)
     n = graph.shape[0]
     if n_clusters < 2 or n < 2:
         return np.zeros(n, dtype=np.int64)
-    embedding = spectral_embedding(graph, n_clusters)
-    _, labels = kmeans(embedding, n_clusters, rng)
+    isolated = np.asarray(graph.sum(1)).ravel() == 0
+    if isolated.any() and not isolated.all():
+        # items without co-occurrences (none in training) form one cluster of their own
+        labels = np.full(n, n_clusters - 1, dtype=np.int64)
+        connected = np.flatnonzero(~isolated)
+        labels[connected] = spectral_partition(graph[connected][:, connected], n_clusters - 1, rng)
+        _, labels = np.unique(labels, return_inverse=True)
+        return labels.ravel().astype(np.int64)
+    labels = np.zeros(n, dtype=np.int64)
+    if not isolated.all():
+        try:
+            _, labels = kmeans(spectral_embedding(graph, n_clusters), n_clusters, rng)
+        except ArpackError:  # no convergence: fall through to equal chunks
+            labels = np.zeros(n, dtype=np.int64)
     if len(np.unique(labels)) < 2:
         labels = (np.arange(n) * n_clusters) // n
     _, labels = np.unique(labels, return_inverse=True)

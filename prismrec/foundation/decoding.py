@@ -82,56 +82,57 @@ class ItemTrie:
 
 @torch.no_grad()
 def trie_search(model, encoded, mask: torch.Tensor, trie: ItemTrie, n_items: int, *, beam_size: int | None = 20,
-                start_id: int = 0, chunk: int = 2048) -> torch.Tensor:
+                start_id: int = 0) -> torch.Tensor:
     """Item scores ``[B, n_items]``: summed token log-probabilities of each reached item's target.
 
     At every depth the best ``beam_size`` unfinished prefixes per prompt are expanded
     along the trie; items whose ``</s>`` is reached are finished with their score. Items
     never reached get :data:`UNREACHED_SCORE`. ``beam_size=None`` expands everything.
+    The decoder runs one token per step on a key/value cache that follows the hypotheses,
+    so the encoder's keys and values are projected once per prompt, not once per prefix.
 
     Example:
         >>> scores = trie_search(model, encoded, mask, trie, n_items, beam_size=20)  # doctest: +SKIP
     """
     n_rows = mask.shape[0]
     scores = torch.full((n_rows, n_items), UNREACHED_SCORE, dtype=torch.float32)
-    # hypotheses: parallel lists of row, trie node, token prefix and score
-    rows, nodes, prefixes, totals = list(range(n_rows)), [0] * n_rows, [[] for _ in range(n_rows)], [0.0] * n_rows
     hidden = encoded.last_hidden_state
+    # hypotheses: parallel lists of prompt row, trie node, score; plus the last token fed
+    rows, nodes, totals = list(range(n_rows)), [0] * n_rows, [0.0] * n_rows
+    tokens, parents, cache = [start_id] * n_rows, None, None
     for _ in range(trie.max_depth):
         if not rows:
             break
-        log_probs = _next_token_log_probs(model, hidden, mask, rows, prefixes, start_id, chunk)
+        log_probs, cache = _decoder_step(model, hidden, mask, rows, tokens, cache, parents)
         candidates: dict[int, list] = {}
         for k, (row, node) in enumerate(zip(rows, nodes)):
-            tokens = list(trie.children[node])
-            token_scores = (totals[k] + log_probs[k, tokens]).tolist()
-            for token, value in zip(tokens, token_scores):
-                child = trie.children[node][token]
+            children = trie.children[node]
+            token_scores = (totals[k] + log_probs[k, list(children)]).tolist()
+            for (token, child), value in zip(children.items(), token_scores):
                 if child in trie.item_at:
                     scores[row, trie.item_at[child]] = value
                 else:
-                    candidates.setdefault(row, []).append((value, child, prefixes[k] + [token]))
-        rows, nodes, prefixes, totals = [], [], [], []
+                    candidates.setdefault(row, []).append((value, child, token, k))
+        rows, nodes, totals, tokens, parents = [], [], [], [], []
         for row, options in candidates.items():
             if beam_size is not None and len(options) > beam_size:
                 options = sorted(options, key=lambda option: -option[0])[:beam_size]
-            for value, child, prefix in options:
-                rows.append(row), nodes.append(child), prefixes.append(prefix), totals.append(value)
+            for value, child, token, parent in options:
+                rows.append(row), nodes.append(child), totals.append(value), tokens.append(token), parents.append(parent)
     return scores
 
 
-def _next_token_log_probs(model, hidden, mask, rows, prefixes, start_id, chunk) -> torch.Tensor:
-    """Log-probabilities of the next token after each hypothesis (all prefixes have one length)."""
-    index = torch.as_tensor(rows, dtype=torch.long)
-    inputs = torch.as_tensor([[start_id] + p for p in prefixes], dtype=torch.long)
-    outputs = []
+def _decoder_step(model, hidden, mask, rows, tokens, cache, parents):
+    """Log-probabilities of the next token for each hypothesis, and the cache that continues them."""
     from transformers.modeling_outputs import BaseModelOutput
 
-    for start in range(0, len(rows), chunk):
-        part = index[start:start + chunk]
-        encoded = BaseModelOutput(last_hidden_state=hidden[part])
-        outputs.append(model.decoder_log_probs(encoded, mask[part], inputs[start:start + chunk])[:, -1])
-    return torch.cat(outputs)
+    index = torch.as_tensor(rows, dtype=torch.long, device=hidden.device)
+    if cache is not None:
+        cache.reorder_cache(torch.as_tensor(parents, dtype=torch.long, device=hidden.device))
+    output = model.backbone(encoder_outputs=BaseModelOutput(last_hidden_state=hidden[index]),
+                            attention_mask=mask[index], cache=cache, use_cache=True,
+                            decoder_input_ids=torch.as_tensor(tokens, dtype=torch.long, device=hidden.device)[:, None])
+    return torch.log_softmax(output.logits[:, -1].float(), dim=-1).cpu(), output.cache
 
 
 @torch.no_grad()

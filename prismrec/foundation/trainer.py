@@ -53,17 +53,36 @@ def example_batch(encoder, sequences, raw_users, users, positions, max_history: 
     return encoder.collate(sources, targets)
 
 
+def length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
+                            *, pool: int = 50) -> list[np.ndarray]:
+    """Random batches of examples with similar prompt lengths (less padding, same examples).
+
+    Examples are shuffled, cut into pools of ``pool`` batches, sorted by length inside
+    each pool, batched, and the batches shuffled.
+
+    Example:
+        >>> batches = length_bucketed_batches(np.array([1, 9, 2, 8]), 2, np.random.default_rng(0))
+        >>> sorted(sorted(b.tolist()) for b in batches)
+        [[0, 2], [1, 3]]
+    """
+    order = rng.permutation(len(lengths))
+    batches = []
+    for start in range(0, len(order), batch_size * pool):
+        chunk = order[start:start + batch_size * pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size)]
+    return [batches[k] for k in rng.permutation(len(batches))]
+
+
 def train_one_epoch(network, encoder, optimizer, sequences, raw_users, *, batch_size: int, max_history: int,
                     rng: np.random.Generator, device, progress: bool = False, description: str = "") -> float:
     """One pass over all sequential examples in random order; returns the mean loss."""
     users, positions = sequential_examples(sequences, max_history)
-    order = rng.permutation(len(users))
+    batches = length_bucketed_batches(np.minimum(positions, max_history), batch_size, rng)
     network.train()
     total, seen = 0.0, 0
-    steps = range(0, len(order), batch_size)
-    bar = _progress(steps, description) if progress else None
-    for start in steps:
-        rows = order[start:start + batch_size]
+    bar = _progress(batches, description) if progress else None
+    for rows in batches:
         batch = example_batch(encoder, sequences, raw_users, users[rows], positions[rows], max_history, rng)
         batch = {key: value.to(device) for key, value in batch.items()}
         optimizer.zero_grad()

@@ -113,3 +113,12 @@ def test_bad_input_is_named():
         ItemIndex("random", np.array([[0, 1], [0, 1]]))
     index = build_item_index("random", n_items=7, base=3)
     assert ItemIndex.from_json(index.to_json()).fingerprint() == index.fingerprint()
+
+
+def test_items_without_co_occurrences_get_their_own_branch():
+    rng = np.random.default_rng(0)
+    sequences = [rng.choice(30, 4, replace=False) for _ in range(40)]  # items 30..299 never occur
+    index = collaborative_ids(co_occurrence(sequences, 300), n_clusters=4, leaf_size=16, seed=0)
+    first = index.codes[:, 0]
+    assert len(set(first[30:])) == 1 and first[30] not in set(first[:30])
+    assert len({tuple(r[r >= 0]) for r in index.codes}) == 300
