@@ -251,3 +251,8 @@ def demo(
 
 def main() -> None:  # pragma: no cover
     app(sys.argv[1:])
+
+
+from prismrec.cli_foundation import register as _register_foundation  # noqa: E402
+
+_register_foundation(app)  # `prismrec foundation ...` and `prismrec explain`

@@ -105,6 +105,7 @@ class FoundationRecommender(SequentialHistory, Recommender):
                 self._log_epoch(epoch, stopper)
             if stop:
                 break
+        network.eval()
         if not hasattr(self, "network_weights_"):
             self._publish()  # resumed after the last epoch: publish the restored network
         stopper.restore_best()
