@@ -22,6 +22,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/prismrec demo
+	@echo "The prismrec command lives in the virtual environment: run .venv/bin/prismrec --help, or source .venv/bin/activate first."
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -1,14 +1,23 @@
 """Run descriptions for the CLI. YAML stops here: everything below gets plain arguments.
 
-A config names the data, the split, optional item features (encoders), the evaluation
-and the models. Every key is checked; a typo yields one line naming the key and the file.
+A config names the data, the split, optional item features (encoders), the evaluation,
+the seeds and the models. Every key is checked before anything runs; a typo, a wrong type
+or an unknown option yields one line naming the file, the key and what was expected.
+
+Relative paths in a config (``data.path``, every path-like data option, ``feature_cache``
+and the folder of ``align:``/``clip:``/``text:`` encoder specs) resolve against the
+config file's folder, so a run does not depend on the working directory.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import yaml
+
+from prismrec.config_checks import (
+    check_data, check_evaluation, check_feature, check_model_params, check_seeds, check_split)
 
 
 class ConfigError(ValueError):
@@ -33,6 +42,9 @@ class SplitConfig:
 class FeatureConfig:
     encoder: str
     options: dict = field(default_factory=dict)
+    #: for ``align`` encoders: train the aligned encoder as part of the run when its checkpoint is
+    #: missing (options of :func:`prismrec.encoders.align_train.train_alignment`, e.g. ``{epochs: 10}``)
+    train: dict | None = None
 
 
 @dataclass
@@ -43,6 +55,12 @@ class EvaluationConfig:
     sampled_negatives: int | None = None
     batch_size: int = 2048
     topk: int = 20
+    #: the model every other is tested against (default: the first model)
+    reference: str | None = None
+    #: also test every pair of models (Holm-corrected over all pairs)
+    all_pairs: bool = False
+    #: cold-start item splits: rank among the cold test items ("cold", default) or among all items ("all")
+    cold_start_candidates: str = "cold"
 
 
 @dataclass
@@ -51,6 +69,10 @@ class ModelConfig:
     model: str | None = None
     params: dict = field(default_factory=dict)
     features: list = field(default_factory=list)
+    #: replaces the model's search space for ``prismrec tune`` (see :mod:`prismrec.search_spaces`)
+    search_space: dict | None = None
+    #: a ``best_params.json`` written by ``prismrec tune`` (or its folder): its chosen values override ``params``
+    tuned: str | None = None
 
     @property
     def registry_name(self) -> str:
@@ -67,7 +89,15 @@ class ExperimentConfig:
     feature_cache: str = ".prismrec_cache"
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     threads: int | None = None
+    #: ``3`` runs seeds base..base+2 (base: the split's seed, else 0); a list names them; ``None``: one run
+    seeds: int | list | None = None
     source: str = "<dict>"
+
+    @property
+    def folder(self) -> Path | None:
+        """The config file's folder (relative paths resolve against it), or ``None`` for an in-memory config."""
+        source = Path(self.source)
+        return source.parent if self.source and not self.source.startswith("<") and source.suffix else None
 
 
 def _key(where: str, key: str) -> str:
@@ -87,6 +117,15 @@ def _build(cls, raw, where: str, source: str) -> dict:
     return raw
 
 
+def _checked(source: str, check, *args):
+    """Run a check from :mod:`prismrec.config_checks`; its ``ValueError`` becomes a ``ConfigError``."""
+    try:
+        return check(*args)
+    except (ValueError, KeyError, TypeError) as error:
+        message = error.args[0] if error.args else str(error)
+        raise ConfigError(f"{source}: {message}") from None
+
+
 def parse_config(raw: dict, source: str = "<dict>") -> ExperimentConfig:
     """Validate a config mapping and build an :class:`ExperimentConfig`.
 
@@ -100,21 +139,26 @@ def parse_config(raw: dict, source: str = "<dict>") -> ExperimentConfig:
 
     _build(ExperimentConfig, raw, "", source)
     data = DataConfig(**_build(DataConfig, raw["data"], "data", source))
-    split = SplitConfig(**_build(SplitConfig, raw.get("split", {}), "split", source))
-    evaluation = EvaluationConfig(**_build(EvaluationConfig, raw.get("evaluation", {}), "evaluation", source))
+    split = SplitConfig(**_build(SplitConfig, raw.get("split") or {}, "split", source))
+    evaluation = EvaluationConfig(**_build(EvaluationConfig, raw.get("evaluation") or {}, "evaluation", source))
+    _checked(source, check_data, data)
+    _checked(source, check_split, split)
+    _checked(source, check_evaluation, evaluation)
     features = {}
     for name, spec in (raw.get("features") or {}).items():
         features[name] = FeatureConfig(**_build(FeatureConfig, spec, f"features.{name}", source))
+        _checked(source, check_feature, name, features[name])
     if not isinstance(raw["models"], list) or not raw["models"]:
         raise ConfigError(f"{source}: 'models' must be a non-empty list of {{name: ..., params: ...}}")
     models = []
     for position, spec in enumerate(raw["models"]):
         model = ModelConfig(**_build(ModelConfig, spec, f"models[{position}]", source))
-        if model.registry_name.lower() not in available_models():
+        if str(model.registry_name).lower() not in available_models():
             raise ConfigError(
                 f"{source}: models[{position}] names unknown model {model.registry_name!r}; "
                 f"known models: {', '.join(available_models())}"
             )
+        _checked(source, check_model_params, model, f"models[{position}]")
         for feature in model.features:
             if feature not in features:
                 raise ConfigError(
@@ -125,9 +169,51 @@ def parse_config(raw: dict, source: str = "<dict>") -> ExperimentConfig:
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         raise ConfigError(f"{source}: model names must be unique, got {names}")
-    extra = {k: raw[k] for k in ("name", "feature_cache", "threads") if k in raw}
-    return ExperimentConfig(data=data, models=models, split=split, features=features, evaluation=evaluation,
-                            source=source, **extra)
+    if evaluation.reference is not None and evaluation.reference not in names:
+        raise ConfigError(f"{source}: evaluation.reference names {evaluation.reference!r}, which is not one of "
+                          f"the models {names}")
+    extra = {k: raw[k] for k in ("name", "feature_cache", "threads", "seeds") if k in raw}
+    if "seeds" in extra:
+        extra["seeds"] = _checked(source, check_seeds, extra["seeds"], "seeds")
+    config = ExperimentConfig(data=data, models=models, split=split, features=features, evaluation=evaluation,
+                              source=source, **extra)
+    return resolve_paths(config)
+
+
+#: data options that hold paths (besides any option whose name ends in _path, _dir or _file)
+PATH_OPTIONS = {"items_path", "image_dir", "meta_path", "folder"}
+#: encoder prefixes whose argument is a local folder
+FOLDER_ENCODERS = ("align:", "clip:", "clip-image:", "clip-text:", "text:")
+
+
+def _is_path_option(name: str) -> bool:
+    return name in PATH_OPTIONS or name.endswith(("_path", "_dir", "_file"))
+
+
+def resolve_paths(config: ExperimentConfig) -> ExperimentConfig:
+    """Make every relative path of ``config`` relative to its file's folder (in place; returns it)."""
+    base = config.folder
+    if base is None:
+        return config
+
+    def resolve(value):
+        if value is None or Path(str(value)).is_absolute():
+            return value
+        return os.path.normpath(base / str(value))
+
+    config.data.path = resolve(config.data.path)
+    config.data.options = {k: resolve(v) if _is_path_option(k) and isinstance(v, str) else v
+                           for k, v in config.data.options.items()}
+    config.feature_cache = resolve(config.feature_cache)
+    for model in config.models:
+        model.tuned = resolve(model.tuned)
+    for spec in config.features.values():
+        if spec.encoder.startswith(FOLDER_ENCODERS) and spec.encoder != "text:minilm":
+            prefix, _, folder = spec.encoder.partition(":")
+            spec.encoder = f"{prefix}:{resolve(folder)}"
+        spec.options = {k: resolve(v) if _is_path_option(k) or k == "feature_store" else v
+                        for k, v in spec.options.items()}
+    return config
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

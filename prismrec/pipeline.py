@@ -1,25 +1,31 @@
-"""Wire the stages together for one experiment: data -> split -> features -> models -> report.
+"""The stages of one experiment, as plain functions: data -> split -> features -> models -> evaluation.
 
-Every stage is an ordinary function taking plain arguments, so this module is the only
-place that knows about :class:`~prismrec.config.ExperimentConfig`.
+This module and :mod:`prismrec.experiment` are the only places that know about
+:class:`~prismrec.config.ExperimentConfig`; every stage below it takes plain arguments.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from dataclasses import asdict
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from prismrec.config import ExperimentConfig, ModelConfig
+from prismrec.config import ConfigError, ExperimentConfig, ModelConfig
 from prismrec.data.catalog import Dataset
 from prismrec.data.interactions import IdMap, Interactions
-from prismrec.data.splits import Split, make_split
+from prismrec.data.splits import Split, make_split, split_options
 from prismrec.evaluation.evaluator import EvaluationResult, Evaluator
-from prismrec.evaluation.report import ModelRun, build_report, markdown_table
-from prismrec.io import atomic_write_frame, atomic_write_json, atomic_write_text
-from prismrec.models.registry import create_model
+from prismrec.io import atomic_write_frame, atomic_write_text
+from prismrec.models.registry import create_model, get_model_class
+
+
+class FeatureNotice(UserWarning):
+    """A model was given item features it does not use."""
 
 
 def load_data(config: ExperimentConfig) -> Dataset:
@@ -27,37 +33,92 @@ def load_data(config: ExperimentConfig) -> Dataset:
     from prismrec.data.loaders import load_dataset
 
     data = config.data
-    path = data.path
-    if path is not None and not Path(path).exists():
-        relative = Path(config.source).parent / path
-        path = str(relative) if relative.exists() else path
-    dataset = load_dataset(data.loader, path, **data.options)
+    if data.path is not None and not Path(data.path).exists():
+        raise FileNotFoundError(f"{config.source}: data.path {data.path!r} does not exist (relative paths resolve "
+                                "against the config file's folder)")
+    try:
+        dataset = load_dataset(data.loader, data.path, **data.options)
+    except TypeError as error:  # a loader option the signature check could not see
+        raise ConfigError(f"{config.source}: data.options: {error}") from None
     return dataset.k_core(data.k_core) if data.k_core else dataset
 
 
-def split_data(config: ExperimentConfig, dataset: Dataset) -> Split:
-    return make_split(dataset.interactions, config.split.strategy, **config.split.options)
+def split_data(config: ExperimentConfig, dataset: Dataset, seed: int | None = None) -> Split:
+    """The config's split; ``seed`` (when given) replaces the split's own seed option."""
+    options = dict(config.split.options)
+    if seed is not None and "seed" in split_options(config.split.strategy):
+        options["seed"] = seed
+    split = make_split(dataset.interactions, config.split.strategy, **options)
+    split.check_disjoint()
+    return split
 
 
-def compute_features(config: ExperimentConfig, dataset: Dataset, *, progress: bool = True) -> dict[str, np.ndarray]:
-    """Item feature arrays named in the config: arrays the loader provides, else encoded via the store."""
-    features = {}
+@dataclass
+class Features:
+    """Named item feature arrays and where each came from (encoder spec and id)."""
+
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    info: dict[str, dict] = field(default_factory=dict)
+
+
+def compute_features(config: ExperimentConfig, dataset: Dataset, *, progress: bool = True, log=None) -> Features:
+    """Item feature arrays the models need: arrays the loader provides, else encoded via the store."""
+    features = Features()
     needed = {name for model in config.models for name in model.features}
     for name in sorted(needed):
         spec = config.features[name]
         if spec.encoder.startswith("dataset:"):
             key = spec.encoder.split(":", 1)[1]
             if key not in dataset.item_features:
-                raise KeyError(f"feature {name!r}: the data set provides no {key!r} array; "
-                               f"it has {sorted(dataset.item_features) or 'none'}")
-            features[name] = dataset.item_features[key].astype(np.float32)
+                raise KeyError(f"{config.source}: features.{name}: the data set provides no {key!r} array; it has "
+                               f"{sorted(dataset.item_features) or 'none'}")
+            features.arrays[name] = dataset.item_features[key].astype(np.float32)
+            features.info[name] = {"encoder": spec.encoder, "encoder_id": spec.encoder}
             continue
-        features[name] = encode_item_features(spec.encoder, spec.options, dataset, config.feature_cache, progress)
+        encoder_spec = prepare_aligned_encoder(config, name, dataset, progress=progress, log=log)
+        try:
+            encoded = encode_item_features(encoder_spec, spec.options, dataset, config.feature_cache, progress)
+        except TypeError as error:
+            raise ConfigError(f"{config.source}: features.{name}.options: {error}") from None
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"{config.source}: features.{name}: {error}") from None
+        features.arrays[name] = encoded.features
+        features.info[name] = {"encoder": encoder_spec, "encoder_id": encoded.encoder_id,
+                               "options": spec.options, "dim": int(encoded.features.shape[1]),
+                               "items_with_content": int(encoded.mask.sum()), "n_items": int(len(encoded.mask))}
     return features
 
 
+def prepare_aligned_encoder(config: ExperimentConfig, name: str, dataset: Dataset, *, progress: bool = True,
+                            log=None) -> str:
+    """The encoder spec of feature ``name``; an ``align`` feature with ``train:`` is trained here first.
+
+    ``encoder: align`` (no folder) keeps the checkpoint in the feature store, under a folder
+    named by a hash of the data set and the training options, so changing either trains anew.
+    """
+    spec = config.features[name]
+    if not spec.encoder.startswith("align") or spec.train is None:
+        return spec.encoder
+    from prismrec.encoders.align_train import train_alignment
+
+    folder = spec.encoder.partition(":")[2]
+    if not folder:
+        digest = hashlib.sha256(json.dumps({"data": repr(dataset), "source": dataset.catalog.source if
+                                            dataset.catalog else "", "train": spec.train},
+                                           sort_keys=True, default=str).encode()).hexdigest()[:16]
+        folder = str(Path(config.feature_cache) / "align" / digest)
+    if dataset.catalog is None:
+        raise ValueError(f"{config.source}: features.{name} trains an aligned encoder, but data set "
+                         f"{dataset.name!r} has no item catalog")
+    if log is not None:
+        log(f"features.{name}: training the aligned encoder in {folder} (resumes if it was stopped)")
+    train_alignment(dataset.catalog.aligned_to(dataset.interactions.items), output_dir=folder,
+                    feature_store=config.feature_cache, progress=progress, **spec.train)
+    return f"align:{folder}"
+
+
 def encode_item_features(encoder_spec: str, options: dict, dataset: Dataset, cache_dir: str,
-                         progress: bool = True) -> np.ndarray:
+                         progress: bool = True):
     """Encode the data set's catalog with ``encoder_spec`` through the feature store."""
     from prismrec.encoders.registry import create_encoder
     from prismrec.encoders.store import FeatureStore, encode_catalog
@@ -68,30 +129,77 @@ def encode_item_features(encoder_spec: str, options: dict, dataset: Dataset, cac
 
     encoder = create_encoder(encoder_spec, **options)
     catalog = dataset.catalog.aligned_to(dataset.interactions.items)
-    encoded = encode_catalog(encoder, catalog, FeatureStore(cache_dir), progress=progress)
-    return encoded.features
+    return encode_catalog(encoder, catalog, FeatureStore(cache_dir), progress=progress)
 
 
-def fit_model(model_config: ModelConfig, split: Split, features: dict[str, np.ndarray], *, progress: bool = True):
-    """Create and fit one model; returns ``(model, seconds)``."""
+def model_params(model_config: ModelConfig, seed: int | None = None) -> dict:
+    """The config's hyperparameters (with tuned values, when ``tuned`` names a tuning result), plus
+    ``feature_names`` from the config's features and the run's seed."""
+    import inspect
+
     params = dict(model_config.params)
-    if model_config.features and "feature_names" not in params:
-        import inspect
+    if model_config.tuned is not None:
+        from prismrec.tuning import load_tuned_params
 
-        from prismrec.models.registry import get_model_class
+        params.update(load_tuned_params(model_config.tuned, model_config.name, f"model {model_config.name!r}"))
+    accepted = inspect.signature(get_model_class(model_config.registry_name).__init__).parameters
+    if model_config.features and "feature_names" in accepted and "feature_names" not in params:
+        params["feature_names"] = list(model_config.features)  # e.g. VBPR reads the config's features
+    if seed is not None and "seed" in accepted:
+        params["seed"] = seed
+    return params
 
-        if "feature_names" in inspect.signature(get_model_class(model_config.registry_name).__init__).parameters:
-            params["feature_names"] = list(model_config.features)  # e.g. VBPR reads the config's features
-    model = create_model(model_config.registry_name, params)
-    item_features = {name: features[name] for name in model_config.features}
+
+def build_models(config: ExperimentConfig, seed: int | None = None) -> list:
+    """Create every model of the config and check its features, before any model trains.
+
+    A model that needs features it was not given fails here; one given features it does not
+    use gets a :class:`FeatureNotice`.
+    """
+    models = []
+    for position, model_config in enumerate(config.models):
+        try:
+            model = create_model(model_config.registry_name, model_params(model_config, seed))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{config.source}: models[{position}] ({model_config.name}): {error}") from None
+        needed = set(model.required_features_for_fit())
+        given = set(model_config.features)
+        if needed - given:
+            raise ConfigError(
+                f"{config.source}: models[{position}] ({model_config.name}) needs item feature(s) "
+                f"{sorted(needed - given)}, but its 'features' list gives {sorted(given) or 'none'}")
+        if given - needed:
+            warnings.warn(f"{model_config.name} ({model_config.registry_name}) does not use item feature(s) "
+                          f"{sorted(given - needed)}; they are ignored", FeatureNotice, stacklevel=2)
+        models.append((model_config, model))
+    return models
+
+
+def fit_model(model_config: ModelConfig, model, split: Split, features: Features, *, progress: bool = True,
+              cold_start_candidates: str = "cold"):
+    """Fit one created model on the split's train part (early-stopping on valid); returns seconds.
+
+    On a cold-start item split validation ranks among the valid-cold items, as test does.
+    """
+    item_features = {name: features.arrays[name] for name in model.required_features_for_fit()}
+    candidates = split.valid_cold_items if cold_start_candidates == "cold" else None
     started = time.perf_counter()
-    model.fit(split.train, split.valid, item_features=item_features, progress=progress)
-    return model, time.perf_counter() - started
+    model.fit(split.train, split.valid, item_features=item_features, progress=progress, valid_candidates=candidates)
+    return time.perf_counter() - started
 
 
-def evaluate_on_test(model, split: Split, evaluator: Evaluator) -> EvaluationResult:
-    """Full-ranking (or sampled) test evaluation, masking train and valid items."""
-    return evaluator.evaluate(model, split.test, exclude=[split.train, split.valid], popularity_from=split.train)
+def evaluate_on_test(model, split: Split, evaluator: Evaluator, *, cold_start_candidates: str = "cold"
+                     ) -> EvaluationResult:
+    """Test evaluation, masking train and valid items.
+
+    On a cold-start item split the ranking runs over the cold test items by default
+    (``cold_start_candidates="cold"``); ``"all"`` ranks them among every item.
+    """
+    candidates, label = None, None
+    if split.cold_items is not None and cold_start_candidates == "cold":
+        candidates, label = split.cold_items, "cold test items"
+    return evaluator.evaluate(model, split.test, exclude=[split.train, split.valid], popularity_from=split.train,
+                              candidate_items=candidates, candidates_label=label or "candidate items")
 
 
 def make_evaluator(config: ExperimentConfig) -> Evaluator:
@@ -101,15 +209,18 @@ def make_evaluator(config: ExperimentConfig) -> Evaluator:
 
 
 def topk_frame(result: EvaluationResult, interactions: Interactions, k: int) -> pd.DataFrame:
-    """Top-k lists as a long frame ``user, rank, item`` with raw ids (rank starts at 1)."""
+    """Top-k lists as a long frame ``user, rank, item, score`` with raw ids (rank starts at 1)."""
     k = min(k, result.topk.shape[1])
     users = np.repeat(result.users, k)
     items = result.topk[:, :k].reshape(-1)
-    return pd.DataFrame({
+    frame = pd.DataFrame({
         "user": interactions.users.to_raw(users),
         "rank": np.tile(np.arange(1, k + 1), len(result.users)),
         "item": interactions.items.to_raw(items),
     })
+    if result.topk_scores is not None:
+        frame["score"] = result.topk_scores[:, :k].reshape(-1)
+    return frame
 
 
 def save_id_maps(split: Split, folder: Path) -> None:
@@ -128,52 +239,15 @@ def load_saved_split(folder: str | Path) -> Split:
         time_col = "timestamp" if "timestamp" in frame.columns else None
         parts[name] = Interactions.from_frame(frame, time_col=time_col, users=users, items=items,
                                               source=str(folder / f"{name}.csv"))
-    return Split(parts["train"], parts["valid"], parts["test"], strategy="saved")
+    cold_file = folder / "cold_items.txt"
+    cold = None
+    if cold_file.is_file():
+        cold = items.to_index(cold_file.read_text(encoding="utf-8").splitlines())
+    return Split(parts["train"], parts["valid"], parts["test"], strategy="saved", cold_items=cold)
 
 
 def write_split(split: Split, folder: Path) -> None:
     split.to_csv(folder)
     save_id_maps(split, folder)
-
-
-def run_comparison(config: ExperimentConfig, out_dir: str | Path | None = None, *, progress: bool = True,
-                   log=print) -> dict:
-    """Fit and evaluate every model of ``config`` on one split; write the outputs to ``out_dir``.
-
-    Writes ``results.json``, ``results.md``, ``split/{train,valid,test}.csv`` and
-    ``<model>/topk.csv`` (+ ``<model>/per_user.npz``) so anyone can recompute the metrics.
-    """
-    out = Path(out_dir) if out_dir is not None else None
-    dataset = load_data(config)
-    log(f"data: {dataset!r}")
-    split = split_data(config, dataset)
-    split.check_disjoint()
-    log(f"split: {split!r}")
-    if out is not None:
-        write_split(split, out / "split")
-    features = compute_features(config, dataset, progress=progress)
-    evaluator = make_evaluator(config)
-    runs = []
-    for model_config in config.models:
-        log(f"fitting {model_config.name} ...")
-        model, seconds = fit_model(model_config, split, features, progress=progress)
-        result = evaluate_on_test(model, split, evaluator)
-        info = {"model": model_config.registry_name, "params": model.get_params()}
-        if hasattr(model, "best_epoch_"):
-            info["best_epoch"] = int(model.best_epoch_)
-        runs.append(ModelRun(model_config.name, result, seconds, info))
-        log(f"  {model_config.name}: fit {seconds:.1f}s, " +
-            ", ".join(f"{k}={result.summary[k]:.4f}" for k in list(result.summary)[:4]))
-        if out is not None:
-            atomic_write_frame(topk_frame(result, split.train, config.evaluation.topk), out / model_config.name / "topk.csv")
-            result.save(out / model_config.name / "per_user.npz")
-    headline = config.evaluation.headline or [
-        evaluator.metric_key(m, k) for m in ("recall", "ndcg") if m in evaluator.metrics for k in evaluator.ks]
-    context = {"name": config.name, "data": repr(dataset), "split": repr(split),
-               "config": {"data": asdict(config.data), "split": asdict(config.split)}}
-    report = build_report(runs, headline=headline, context=context)
-    if out is not None:
-        atomic_write_json(out / "results.json", report)
-        atomic_write_text(out / "results.md", f"# {config.name}\n\n{report['data']}\n\n{report['split']}\n\n"
-                          + markdown_table(report))
-    return report
+    if split.cold_items is not None:
+        atomic_write_text(folder / "cold_items.txt", "\n".join(split.train.items.to_raw(split.cold_items)) + "\n")

@@ -47,10 +47,16 @@ class ItemCatalog:
     text: dict[str, np.ndarray] = field(default_factory=dict)
     media: dict[str, np.ndarray] = field(default_factory=dict)
     source: str = "<memory>"
+    #: each item's 1-based line (or row) in ``source``, ``-1`` where unknown; ``None`` when not recorded
+    lines: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.item_ids = np.asarray([str(i) for i in self.item_ids], dtype=object)
         n = len(self.item_ids)
+        if self.lines is not None:
+            self.lines = np.asarray(self.lines, dtype=np.int64)
+            if len(self.lines) != n:
+                raise ValueError(f"{self.source}: {len(self.lines)} line numbers for {n} items")
         self.text = {k: np.asarray([_clean_text(v) for v in vals], dtype=object) for k, vals in self.text.items()}
         self.media = {k: np.asarray([_clean_path(v) for v in vals], dtype=object) for k, vals in self.media.items()}
         for kind in self.media:
@@ -155,7 +161,14 @@ class ItemCatalog:
             text={k: take(v) for k, v in self.text.items()},
             media={k: take(v) for k, v in self.media.items()},
             source=self.source,
+            lines=None if self.lines is None else np.where(rows >= 0, self.lines[np.maximum(rows, 0)], -1),
         )
+
+    def line_of(self, row: int) -> int | None:
+        """The 1-based line of item ``row`` in :attr:`source`, or ``None`` when unknown."""
+        if self.lines is None or self.lines[row] < 0:
+            return None
+        return int(self.lines[row])
 
     def summary(self) -> dict[str, int]:
         """Count of present values per field, e.g. ``{"text:plot": 1728, "image": 1663}``."""

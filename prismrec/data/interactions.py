@@ -205,10 +205,9 @@ class Interactions:
                 "item": self.items.to_raw(self.item_index) if raw else self.item_index,
             }
         )
-        if self.timestamps is not None:
-            frame["timestamp"] = self.timestamps
-        if self.ratings is not None:
-            frame["rating"] = self.ratings
+        for name, values in (("timestamp", self.timestamps), ("rating", self.ratings)):
+            if values is not None:
+                frame[name] = _integers_as_integers(values)
         return frame
 
     def k_core(self, k: int, *, item_k: int | None = None) -> "Interactions":
@@ -247,3 +246,17 @@ class Interactions:
 
     def __repr__(self) -> str:
         return f"Interactions({self.n_users} users, {self.n_items} items, {len(self)} interactions, source={self.source!r})"
+
+
+def _integers_as_integers(values: np.ndarray) -> np.ndarray:
+    """``values`` as int64 when every value is a whole number (so CSVs say ``881250949``, not ``881250949.0``).
+
+    Example:
+        >>> _integers_as_integers(np.array([3.0, 881250949.0])).tolist(), _integers_as_integers(np.array([3.5])).tolist()
+        ([3, 881250949], [3.5])
+    """
+    values = np.asarray(values)
+    if values.dtype.kind == "f" and len(values) and np.isfinite(values).all() and (values == np.round(values)).all() \
+            and np.abs(values).max() < 2**62:
+        return values.astype(np.int64)
+    return values

@@ -22,6 +22,8 @@ class Split:
     test: Interactions
     strategy: str = ""
     cold_items: np.ndarray | None = None
+    #: cold-start item splits: the held-out items whose interactions form ``valid``
+    valid_cold_items: np.ndarray | None = None
 
     def check_disjoint(self) -> None:
         """Raise ``AssertionError`` if a valid/test pair also appears in train."""
@@ -149,7 +151,7 @@ def _drop_train_pairs(split: Split) -> Split:
     train_keys = _pair_keys(split.train)
     parts = {name: getattr(split, name) for name in ("valid", "test")}
     parts = {name: part.subset(~np.isin(_pair_keys(part), train_keys)) for name, part in parts.items()}
-    return Split(split.train, parts["valid"], parts["test"], split.strategy, split.cold_items)
+    return Split(split.train, parts["valid"], parts["test"], split.strategy, split.cold_items, split.valid_cold_items)
 
 
 def cold_start_items(data: Interactions, *, cold_fraction: float = 0.2, valid_share: float = 0.5, seed: int = 0) -> Split:
@@ -157,7 +159,8 @@ def cold_start_items(data: Interactions, *, cold_fraction: float = 0.2, valid_sh
 
     The held-out items are split into valid-cold and test-cold items; every interaction
     with a valid-cold item goes to valid, with a test-cold item to test. ``Split.cold_items``
-    holds the test-cold item indices (score only those for cold-start evaluation).
+    holds the test-cold item indices (score only those for cold-start evaluation) and
+    ``Split.valid_cold_items`` the valid-cold ones (early stopping ranks among those).
     """
     if not 0 < cold_fraction < 1:
         raise ValueError(f"cold_fraction must be in (0, 1), got {cold_fraction}")
@@ -171,6 +174,7 @@ def cold_start_items(data: Interactions, *, cold_fraction: float = 0.2, valid_sh
     labels[np.isin(data.item_index, test_items)] = 2
     split = _from_labels(data, labels, "cold_start_items")
     split.cold_items = np.sort(test_items)
+    split.valid_cold_items = np.sort(valid_items)
     return split
 
 
@@ -183,8 +187,30 @@ SPLITTERS = {
 }
 
 
+_SPLIT_FUNCTIONS = {"random_per_user": per_user_ratio, "temporal_per_user": per_user_ratio,
+                    "global_temporal": global_temporal, "leave_one_out": leave_one_out,
+                    "cold_start_items": cold_start_items}
+
+
+def split_options(strategy: str) -> list[str]:
+    """The options a strategy accepts (``seed``, ``ratios``...), read from its function's signature.
+
+    Example:
+        >>> split_options("random_per_user")
+        ['ratios', 'seed']
+    """
+    import inspect
+
+    parameters = list(inspect.signature(_SPLIT_FUNCTIONS[strategy]).parameters)[1:]
+    return sorted(set(parameters) - {"temporal"})
+
+
 def make_split(data: Interactions, strategy: str, **options) -> Split:
     """Split by strategy name (one of :data:`SPLITTERS`)."""
     if strategy not in SPLITTERS:
         raise KeyError(f"unknown split strategy {strategy!r}; choose one of {sorted(SPLITTERS)}")
+    unknown = sorted(set(options) - set(split_options(strategy)))
+    if unknown:
+        raise TypeError(f"split strategy {strategy!r} has no option(s) {unknown}; it accepts "
+                        f"{split_options(strategy) or 'no options'}")
     return SPLITTERS[strategy](data, **options)

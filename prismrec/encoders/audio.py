@@ -276,4 +276,4 @@ def _logmel_factory(argument: str | None, **options) -> LogMelAudioEncoder:
     return LogMelAudioEncoder(**options)
 
 
-register_encoder("audio:logmel", _logmel_factory)
+register_encoder("audio:logmel", _logmel_factory, options_from=LogMelAudioEncoder)

@@ -282,6 +282,6 @@ def _factory(cls):
     return build
 
 
-register_encoder("clip", _factory(ClipEncoder))
-register_encoder("clip-image", _factory(ClipImageEncoder))
-register_encoder("clip-text", _factory(ClipTextEncoder))
+register_encoder("clip", _factory(ClipEncoder), options_from=ClipEncoder)
+register_encoder("clip-image", _factory(ClipImageEncoder), options_from=ClipImageEncoder)
+register_encoder("clip-text", _factory(ClipTextEncoder), options_from=ClipTextEncoder)

@@ -146,4 +146,4 @@ def _efficientnet_lite0(argument: str | None = None, **options) -> EfficientNetL
     return EfficientNetLite0Encoder(**options)
 
 
-register_encoder("image:efficientnet-lite0", _efficientnet_lite0)
+register_encoder("image:efficientnet-lite0", _efficientnet_lite0, options_from=EfficientNetLite0Encoder)

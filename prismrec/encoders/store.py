@@ -195,14 +195,21 @@ class EncodeFailure:
     content: str
     message: str
     cached: bool = True  # False when the encoder raised: the item is tried again next run
+    line: int | None = None  # the item's line in the catalog's source file, when known
+    source: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"{self.source} line {self.line}" if self.line is not None else f"catalog row {self.row}"
 
 
 @dataclass
 class EncodeReport:
     """What a run of :func:`encode_catalog` did; ``str(report)`` is a summary for humans.
 
-    ``n_cached + n_encoded + n_missing_content == n_items``; ``n_failed`` counts cached and
-    new failures; ``mask.sum() == n_items - n_missing_content - n_failed``.
+    Each item is counted once: ``n_cached + n_encoded + n_missing_content + n_failed == n_items``,
+    where ``n_cached`` and ``n_encoded`` count successes (read from the cache, newly encoded)
+    and ``n_failed`` counts cached and new failures; ``mask.sum() == n_cached + n_encoded``.
     """
 
     encoder_id: str
@@ -223,7 +230,7 @@ class EncodeReport:
             lines.append(f"  {self.n_damaged_shards} damaged shard(s) were set aside and their items re-encoded")
         for failure in self.failures[:20]:
             retry = "" if failure.cached else " (not cached; retried next run)"
-            lines.append(f"  item {failure.item_id} (row {failure.row}, {failure.content}): {failure.message}{retry}")
+            lines.append(f"  item {failure.item_id} ({failure.where}, {failure.content}): {failure.message}{retry}")
         if len(self.failures) > 20:
             lines.append(f"  ... and {len(self.failures) - 20} more")
         return "\n".join(lines)
@@ -271,11 +278,13 @@ def encode_catalog(encoder: Encoder, catalog: ItemCatalog, store: FeatureStore |
     if len(todo):
         store.compact(encoder_id, dim)
     result, retried_rows = _assemble(encoder_id, contents, present, keys, table, raised, dim)
+    failed = np.isin(present, np.fromiter(result.errors, dtype=np.int64, count=len(result.errors)))
     result.report = EncodeReport(
-        encoder_id=encoder_id, n_items=len(contents), n_cached=int(cached.sum()),
-        n_encoded=int((~cached).sum()), n_missing_content=len(contents) - len(present),
+        encoder_id=encoder_id, n_items=len(contents), n_cached=int((cached & ~failed).sum()),
+        n_encoded=int((~cached & ~failed).sum()), n_missing_content=len(contents) - len(present),
         n_failed=len(result.errors), failures=[
-            EncodeFailure(row, str(catalog.item_ids[row]), _short(contents[row]), message, row not in retried_rows)
+            EncodeFailure(row, str(catalog.item_ids[row]), _short(contents[row]), message, row not in retried_rows,
+                          catalog.line_of(row), catalog.source)
             for row, message in sorted(result.errors.items())],
         n_damaged_shards=len(table.damaged), seconds=time.perf_counter() - started)
     table.damaged = []  # reported once

@@ -166,5 +166,5 @@ def _local_folder(argument: str | None = None, **options) -> SentenceTransformer
     return SentenceTransformerEncoder(path, name=f"text:{path.resolve().name}", **options)
 
 
-register_encoder("text:minilm", _minilm)
-register_encoder("text", _local_folder)
+register_encoder("text:minilm", _minilm, options_from=SentenceTransformerEncoder)
+register_encoder("text", _local_folder, options_from=SentenceTransformerEncoder)

@@ -3,9 +3,16 @@
 Scores come from ``model.score(users)`` in batches; items the user already has in the
 ``exclude`` parts (train, and at test time valid) are set to ``-inf``; the top-K lists
 are compared with the target part through pure metric functions.
+
+The protocol string of every result says what was computed: over which items the ranking
+ran (all items, or a candidate set such as the cold test items), and whether negatives were
+sampled. A cut-off larger than the rankable items is an error, never a silently missing
+metric; a sample as large as the catalogue is labelled full ranking, because it is.
 """
 from __future__ import annotations
 
+import numbers
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +36,7 @@ class EvaluationResult:
     topk: np.ndarray
     protocol: str = "full ranking"
     extra: dict = field(default_factory=dict)
+    topk_scores: np.ndarray | None = None
 
     def __getitem__(self, key: str) -> float:
         if key not in self.summary:
@@ -50,6 +58,36 @@ class EvaluationResult:
             return data["users"], per_user
 
 
+class EvaluationNotice(UserWarning):
+    """The evaluation computed something other than what was literally asked (and says what)."""
+
+
+def check_cutoffs(ks, where: str = "ks") -> list[int]:
+    """``ks`` as sorted unique positive ints; anything else is a ``ValueError`` naming ``where``.
+
+    Example:
+        >>> check_cutoffs([20, 10, 10])
+        [10, 20]
+    """
+    if isinstance(ks, (str, bytes)) or not isinstance(ks, Sequence) or not ks:
+        raise ValueError(f"{where} must be a non-empty list of positive integers such as [10, 20], got {ks!r}")
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+            raise ValueError(f"{where} must be a non-empty list of positive integers such as [10, 20]; "
+                             f"found {k!r}")
+    return sorted(set(int(k) for k in ks))
+
+
+def check_sampled_negatives(value, where: str = "sampled_negatives") -> int | None:
+    """``None`` (full ranking) or a positive int; anything else is a ``ValueError`` naming ``where``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{where} must be a positive number of sampled negatives per user (e.g. 99), got "
+                         f"{value!r}; leave it unset for full ranking")
+    return int(value)
+
+
 class Evaluator:
     """Rank all items (or a sampled candidate set) for each user of a target part.
 
@@ -68,27 +106,58 @@ class Evaluator:
         sampled_negatives: int | None = None,
         seed: int = 0,
     ) -> None:
-        if not ks or min(ks) < 1:
-            raise ValueError(f"ks must be positive cut-offs, got {list(ks)}")
-        self.ks = sorted(set(int(k) for k in ks))
+        self.ks = check_cutoffs(list(ks) if isinstance(ks, (tuple, range)) else ks)
         unknown = [m for m in metrics if m not in metric_functions.METRICS]
         if unknown:
             raise KeyError(f"unknown metric(s) {unknown}; choose from {sorted(metric_functions.METRICS)}")
         self.metrics = tuple(metrics)
         self.batch_size = batch_size
-        self.sampled_negatives = sampled_negatives
+        self.sampled_negatives = check_sampled_negatives(sampled_negatives)
         self.seed = seed
 
     @property
     def protocol(self) -> str:
+        """The protocol over all items (see :meth:`protocol_for` for a candidate set)."""
         if self.sampled_negatives is None:
             return "full ranking"
         return f"sampled: positives + {self.sampled_negatives} sampled negatives"
 
-    def metric_key(self, name: str, k: int) -> str:
+    def protocol_for(self, n_rankable: int, candidates: str | None = None) -> str:
+        """What is computed when ``n_rankable`` items can be ranked (``candidates`` names a restricted set).
+
+        Example:
+            >>> Evaluator().protocol_for(1682)
+            'full ranking over all 1682 items'
+            >>> Evaluator(sampled_negatives=99).protocol_for(336, "cold test items")
+            'sampled: positives + 99 sampled negatives per user, drawn from the 336 cold test items'
+        """
+        where = f"the {n_rankable} {candidates}" if candidates else f"all {n_rankable} items"
+        if self._sampling(n_rankable) is None:
+            return f"full ranking over {where}"
+        return f"sampled: positives + {self.sampled_negatives} sampled negatives per user, drawn from {where}"
+
+    def _sampling(self, n_rankable: int) -> int | None:
+        """The number of negatives actually sampled: ``None`` when the sample would hold every item."""
+        if self.sampled_negatives is None or self.sampled_negatives >= n_rankable - 1:
+            return None
+        return self.sampled_negatives
+
+    def metric_key(self, name: str, k: int, n_rankable: int | None = None) -> str:
         """``ndcg@10`` in full ranking, ``ndcg@10/sampled99`` in sampled mode."""
-        suffix = "" if self.sampled_negatives is None else f"/sampled{self.sampled_negatives}"
+        sampled = self.sampled_negatives if n_rankable is None else self._sampling(n_rankable)
+        suffix = "" if sampled is None else f"/sampled{sampled}"
         return f"{name}@{k}{suffix}"
+
+    def check_rankable(self, n_rankable: int, candidates: str | None = None) -> None:
+        """Raise a ``ValueError`` when a cut-off exceeds the items that can be ranked; notice a full sample."""
+        where = f"the {n_rankable} {candidates}" if candidates else f"the catalogue's {n_rankable} items"
+        too_big = [k for k in self.ks if k > n_rankable]
+        if too_big:
+            raise ValueError(f"cut-off k={', '.join(map(str, too_big))} is larger than {where}; use cut-offs of at most "
+                             f"{n_rankable} (asked for ks={self.ks})")
+        if self.sampled_negatives is not None and self._sampling(n_rankable) is None:
+            warnings.warn(f"sampled_negatives={self.sampled_negatives} is not below {where}, so every item is "
+                          "ranked: this is full ranking and is labelled so", EvaluationNotice, stacklevel=3)
 
     @torch.no_grad()
     def evaluate(
@@ -99,12 +168,14 @@ class Evaluator:
         *,
         popularity_from: Interactions | None = None,
         candidate_items: np.ndarray | None = None,
+        candidates_label: str = "candidate items",
         users: np.ndarray | None = None,
     ) -> EvaluationResult:
         """Evaluate ``model`` on users with at least one interaction in ``target``.
 
         ``exclude``: parts whose items are masked (train; valid too at test time).
-        ``candidate_items``: restrict the ranking to these items (cold-start evaluation).
+        ``candidate_items``: restrict the ranking to these items (cold-start evaluation);
+        ``candidates_label`` names them in the protocol string (e.g. ``"cold test items"``).
         ``popularity_from``: part used for the average-popularity metric (default: first exclude).
         """
         excluded = [exclude] if isinstance(exclude, Interactions) else list(exclude)
@@ -115,11 +186,17 @@ class Evaluator:
         users = np.asarray(users, dtype=np.int64)
         if len(users) == 0:
             raise ValueError(f"{target.source}: the target part has no users with interactions to evaluate")
-        max_k = min(max(self.ks), target.n_items)
         candidate_mask = _candidate_mask(candidate_items, target.n_items)
-        all_known = _union_matrix([*excluded, target], target) if self.sampled_negatives else None
+        n_rankable = target.n_items if candidate_mask is None else int(candidate_mask.sum())
+        label = candidates_label if candidate_mask is not None else None
+        self.check_rankable(n_rankable, label)
+        max_k = max(self.ks)
+        n_negatives = self._sampling(n_rankable)
+        all_known = _union_matrix([*excluded, target], target) if n_negatives else None
+
         generator = torch.Generator().manual_seed(self.seed)
         topk = np.empty((len(users), max_k), dtype=np.int64)
+        topk_scores = np.empty((len(users), max_k), dtype=np.float32)
         hits_all, n_rel_all = [], []
         for start in range(0, len(users), self.batch_size):
             batch = users[start : start + self.batch_size]
@@ -135,27 +212,26 @@ class Evaluator:
             else:
                 n_relevant = torch.from_numpy(np.diff(target_matrix.indptr)[batch].astype(np.int64))
             if all_known is not None:
-                scores = _restrict_to_sample(scores, relevant, all_known, batch, self.sampled_negatives, generator)
-            top = torch.topk(scores, max_k, dim=1).indices
+                scores = _restrict_to_sample(scores, relevant, all_known, batch, n_negatives, generator,
+                                             candidate_mask)
+            top_values, top = torch.topk(scores, max_k, dim=1)
             # an item with -inf (masked) score is never a hit, even when topk had to return it
             valid = torch.gather(scores, 1, top) > -torch.inf
             hits_all.append(torch.gather(relevant, 1, top) & valid)
             n_rel_all.append(n_relevant)
             topk[start : start + len(batch)] = top.numpy()
+            topk_scores[start : start + len(batch)] = top_values.numpy()
         hits, n_relevant = torch.cat(hits_all), torch.cat(n_rel_all)
-        ks = [k for k in self.ks if k <= max_k]
-        per_user = {
-            self.metric_key(name, k): metric_functions.METRICS[name](hits, n_relevant, k).numpy()
-            for name in self.metrics
-            for k in ks
-        }
-        summary = {key: float(np.mean(v)) for key, v in per_user.items()}
+        key = lambda name, k: self.metric_key(name, k, n_rankable)  # noqa: E731
+        per_user = {key(name, k): metric_functions.METRICS[name](hits, n_relevant, k).numpy()
+                    for name in self.metrics for k in self.ks}
+        summary = {name: float(np.mean(v)) for name, v in per_user.items()}
         popularity = (popularity_from or (excluded[0] if excluded else target)).item_popularity()
         for k in self.ks:
-            if k <= max_k:
-                summary[self.metric_key("coverage", k)] = float(len(np.unique(topk[:, :k])) / target.n_items)
-                summary[self.metric_key("popularity", k)] = float(popularity[topk[:, :k]].mean())
-        return EvaluationResult(users, per_user, summary, topk, self.protocol)
+            summary[key("coverage", k)] = float(len(np.unique(topk[:, :k])) / n_rankable)
+            summary[key("popularity", k)] = float(popularity[topk[:, :k]].mean())
+        return EvaluationResult(users, per_user, summary, topk, self.protocol_for(n_rankable, label),
+                                topk_scores=topk_scores)
 
 
 def _writable(scores: torch.Tensor) -> torch.Tensor:
@@ -197,7 +273,8 @@ def _candidate_mask(candidate_items, n_items: int) -> torch.Tensor | None:
     return mask
 
 
-def _restrict_to_sample(scores, relevant, all_known, batch, n_negatives, generator) -> torch.Tensor:
+def _restrict_to_sample(scores, relevant, all_known, batch, n_negatives, generator,
+                                             candidate_mask) -> torch.Tensor:
     """Keep the scores of the positives and of ``n_negatives`` random unknown items per user."""
     keys = torch.rand(scores.shape, generator=generator)
     known = _dense_rows(all_known, batch)

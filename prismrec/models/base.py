@@ -61,12 +61,16 @@ class Recommender:
         *,
         item_features: Mapping[str, np.ndarray] | None = None,
         progress: bool = False,
+        valid_candidates: np.ndarray | None = None,
     ) -> "Recommender":
         """Learn from ``train``; early-stop on ``valid`` when the model trains iteratively.
 
         ``item_features`` maps names to float arrays ``[n_items, d]`` aligned with
         ``train.items``; models declare what they need in ``required_features``.
+        ``valid_candidates``: rank only these items when early stopping (on a cold-start item
+        split, the valid-cold items, so that validation follows the test protocol).
         """
+        self._valid_candidates = None if valid_candidates is None else np.asarray(valid_candidates, dtype=np.int64)
         item_features = dict(item_features or {})
         self._check_features(train, item_features)
         self.n_users_, self.n_items_ = train.n_users, train.n_items

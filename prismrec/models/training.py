@@ -72,7 +72,18 @@ class EarlyStopping:
         name, _, k = metric.partition("@")
         if not k.isdigit():
             raise ValueError(f"early-stopping metric must look like 'ndcg@20', got {metric!r}")
-        self.evaluator = Evaluator(ks=(int(k),), metrics=(name,))
+        candidates = getattr(model, "_valid_candidates", None)
+        n_rankable = train.n_items if candidates is None else len(candidates)
+        if self.active and int(k) > n_rankable:
+            where = "catalogue has only" if candidates is None else "validation ranks only the"
+            raise ValueError(
+                f"{type(model).__name__}: early stopping asked for {metric!r} (early_stopping_metric), but the "
+                f"{where} {n_rankable} items; choose a cut-off of at most {n_rankable}, e.g. "
+                f"early_stopping_metric: {name}@{min(10, n_rankable)}")
+        try:
+            self.evaluator = Evaluator(ks=(int(k),), metrics=(name,))
+        except KeyError as error:
+            raise ValueError(f"{type(model).__name__}: early_stopping_metric {metric!r}: {error.args[0]}") from None
         self.best_value, self.best_epoch, self.history = -np.inf, -1, []
         self._best_state: dict | None = None
         self._bad_checks = 0
@@ -87,7 +98,9 @@ class EarlyStopping:
         self.last_epoch = epoch
         if not self.active or (epoch + 1) % self.every:
             return False
-        value = self.evaluator.evaluate(self.model, self.valid, exclude=self.train)[self.metric]
+        candidates = getattr(self.model, "_valid_candidates", None)
+        value = self.evaluator.evaluate(self.model, self.valid, exclude=self.train, candidate_items=candidates,
+                                        candidates_label="valid cold items")[self.metric]
         self.history.append((epoch, value))
         if value > self.best_value:
             self.best_value, self.best_epoch, self._bad_checks = value, epoch, 0

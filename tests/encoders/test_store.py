@@ -200,7 +200,9 @@ def test_corrupt_truncated_and_missing_files_are_reported_masked_and_cached(tmp_
     encoder = PixelImageEncoder()
     result = run(encoder, image_catalog, FeatureStore(tmp_path / "store"))
     report = result.report
-    assert (report.n_items, report.n_missing_content, report.n_failed, report.n_encoded) == (6, 1, 3, 5)
+    # each item is counted once: 2 encoded + 1 without content + 3 failed == 6
+    assert (report.n_items, report.n_missing_content, report.n_failed, report.n_encoded) == (6, 1, 3, 2)
+    assert report.n_cached + report.n_encoded + report.n_missing_content + report.n_failed == report.n_items
     assert result.mask.tolist() == [True, False, False, False, False, True]
     assert [f.item_id for f in report.failures] == ["corrupt", "truncated", "absent"]
     messages = {f.item_id: f.message for f in report.failures}
@@ -215,13 +217,20 @@ def test_corrupt_truncated_and_missing_files_are_reported_masked_and_cached(tmp_
 
     encoder.batches.clear()  # failures are cached: nothing is retried while the bytes stay the same
     again = run(encoder, image_catalog, FeatureStore(tmp_path / "store"))
-    assert encoder.n_encoded == 0 and again.report.n_failed == 3 and again.report.n_cached == 5
+    assert encoder.n_encoded == 0 and again.report.n_failed == 3 and again.report.n_cached == 2
 
     write_image(Path(image_catalog.media["image"][1]), (0, 255, 0))  # repair the corrupt file
     fixed = run(encoder, image_catalog, FeatureStore(tmp_path / "store"))
     assert encoder.batches == [[image_catalog.media["image"][1]]]
     assert fixed.mask.tolist() == [True, True, False, False, False, True] and fixed.report.n_failed == 2
     np.testing.assert_allclose(fixed.features[1], [0, 1, 0] * 4, atol=0.02)
+
+
+def test_failures_name_the_items_file_line(tmp_path, image_catalog):
+    lines = [2, 3, 5, 6, 7, 9]  # as read from an items file with a blank line and a skipped row
+    catalog = ItemCatalog(image_catalog.item_ids, media=image_catalog.media, source="items.csv", lines=lines)
+    printed = str(run(PixelImageEncoder(), catalog, FeatureStore(tmp_path / "store")).report)
+    assert "item corrupt (items.csv line 3," in printed and "item absent (items.csv line 7," in printed
 
 
 class FlakyEncoder(TrigramTextEncoder):

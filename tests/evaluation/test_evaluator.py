@@ -108,3 +108,56 @@ def test_paired_t_test_matches_scipy_and_seed_summary():
     assert test.p_value == pytest.approx(stats.ttest_rel(a, b).pvalue)
     summary = seed_summary({1: {"m": 1.0}, 2: {"m": 3.0}})
     assert summary["m"] == pytest.approx((2.0, np.sqrt(2.0)))
+
+
+# ---------------------------------------------------------------- protocols that cannot mislead (issue 6, §1)
+def test_a_cutoff_larger_than_the_catalogue_is_an_error_naming_the_limit():
+    test = part([(0, 2)])
+    with pytest.raises(ValueError, match=r"k=2000 is larger than the catalogue's 6 items.*at most 6"):
+        Evaluator(ks=(2, 2000)).evaluate(fixed(SCORES), test)
+    with pytest.raises(ValueError, match=r"k=3 is larger than the 2 cold test items"):
+        Evaluator(ks=(3,)).evaluate(fixed(SCORES), test, candidate_items=[2, 3], candidates_label="cold test items")
+
+
+@pytest.mark.parametrize("bad", [-1, 0, 2.5, "ten", True])
+def test_sampled_negatives_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="sampled_negatives must be a positive number"):
+        Evaluator(sampled_negatives=bad)
+
+
+@pytest.mark.parametrize("bad", [["ten"], "ten", [0], [], [10, 2.5]])
+def test_cutoffs_must_be_positive_integers(bad):
+    with pytest.raises(ValueError, match="positive integers"):
+        Evaluator(ks=bad)
+
+
+def test_a_sample_as_large_as_the_catalogue_is_labelled_full_ranking():
+    test = part([(0, 2)])
+    with pytest.warns(UserWarning, match="this is full ranking"):
+        result = Evaluator(ks=(2,), metrics=("hit",), sampled_negatives=5000).evaluate(fixed(SCORES), test)
+    assert result.protocol == "full ranking over all 6 items"
+    assert "hit@2" in result.summary and not any("sampled" in key for key in result.summary)
+    full = Evaluator(ks=(2,), metrics=("hit",)).evaluate(fixed(SCORES), test)
+    assert result.summary == full.summary
+
+
+def test_protocol_names_the_candidate_set_and_sampling():
+    test = part([(0, 4)], 1, 6)
+    result = Evaluator(ks=(1,), metrics=("hit",)).evaluate(fixed(SCORES[:1]), test, candidate_items=[3, 4],
+                                                           candidates_label="cold test items")
+    assert result.protocol == "full ranking over the 2 cold test items"
+    rng = np.random.default_rng(0)
+    scores = rng.random((1, 200))
+    sampled = Evaluator(ks=(1,), metrics=("hit",), sampled_negatives=3).evaluate(
+        fixed(scores), part([(0, 0)], 1, 200), candidate_items=np.arange(100), candidates_label="cold test items")
+    assert sampled.protocol.startswith("sampled: positives + 3 sampled negatives") and "100 cold" in sampled.protocol
+    finite = np.isfinite(sampled.topk_scores[0])
+    assert finite.sum() == 1  # k=1; the sampled candidates all lie in the candidate set:
+    assert sampled.topk[0, 0] < 100
+
+
+def test_topk_scores_are_the_scores_of_the_topk_items():
+    test = part([(0, 2), (1, 0)])
+    result = Evaluator(ks=(2,)).evaluate(fixed(SCORES), test)
+    expected = np.take_along_axis(np.asarray(SCORES, dtype=np.float32)[result.users], result.topk, axis=1)
+    assert np.array_equal(result.topk_scores, expected)

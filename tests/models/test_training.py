@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from prismrec.models.training import Adam, TripletSampler
@@ -42,3 +43,34 @@ def test_sampler_is_seeded(checkerboard):
     second = TripletSampler(checkerboard, seed=4).sample(100)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
+
+
+def test_batch_is_capped_so_an_epoch_takes_at_least_ten_steps():
+    import warnings as _warnings
+
+    from prismrec.models.training import SettingNotice, fitted_batch_size
+
+    with pytest.warns(SettingNotice, match="capped at 600"):
+        assert fitted_batch_size(None, 8192, 6000) == 600
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("error")  # no notice when the batch already fits
+        assert fitted_batch_size(None, 256, 6000) == 256
+    with pytest.raises(ValueError, match="at least 1"):
+        fitted_batch_size(None, 0, 10)
+
+
+def test_cold_start_validation_ranks_among_the_valid_cold_items(checkerboard):
+    from prismrec.data.splits import cold_start_items
+    from prismrec.evaluation import Evaluator
+    from prismrec.models import BPR
+
+    split = cold_start_items(checkerboard, cold_fraction=0.4, seed=0)
+    model = BPR(factors=4, epochs=3, early_stopping_metric="ndcg@5", patience=5).fit(
+        split.train, split.valid, valid_candidates=split.valid_cold_items)
+    restricted = Evaluator(ks=(5,), metrics=("ndcg",)).evaluate(
+        model, split.valid, exclude=split.train, candidate_items=split.valid_cold_items)
+    best = max(value for _, value in model.validation_history_)
+    assert restricted["ndcg@5"] == pytest.approx(best)
+    with pytest.raises(ValueError, match="validation ranks only the 8 items"):
+        BPR(epochs=1, early_stopping_metric="ndcg@20").fit(split.train, split.valid,
+                                                           valid_candidates=split.valid_cold_items)

@@ -43,6 +43,9 @@ def read_table(path, *, encoding: str = "utf-8") -> tuple[pd.DataFrame, str]:
     try:
         frame = pd.read_csv(StringIO(text), sep=_SEPARATORS[suffix], dtype=str, keep_default_na=False,
                             skip_blank_lines=False)  # blank lines stay rows, so line numbers stay true
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path}: the file is empty; expected a header line naming the columns (such as "
+                         "user,item) and one row per line") from None
     except pd.errors.ParserError as err:
         raise ValueError(f"{path}: could not parse the file as {suffix[1:].upper()}: {err}") from None
     frame = clean_strings(frame)
@@ -50,13 +53,23 @@ def read_table(path, *, encoding: str = "utf-8") -> tuple[pd.DataFrame, str]:
 
 
 def _times(values, lines, path, column: str, unit: str) -> np.ndarray:
-    """Numbers as they are; otherwise ISO dates/times as seconds since 1970."""
+    """Numbers as they are; otherwise ISO dates/times as seconds since 1970.
+
+    A bad value is reported at its own line: the first value that is neither a number
+    (when the column is numeric) nor a date (when it holds dates).
+    """
+    values = list(values)
     try:
         return to_numbers(values, lines, path, column, unit=unit)
     except ValueError as number_error:
-        parsed = pd.to_datetime(pd.Series(list(values), dtype=object), errors="coerce", format="ISO8601", utc=True)
-        if parsed.isna().any():
+        parsed = pd.to_datetime(pd.Series(values, dtype=object), errors="coerce", format="ISO8601", utc=True)
+        if parsed.notna().sum() == 0:
             raise number_error from None
+        bad = np.flatnonzero(parsed.isna().to_numpy())
+        if len(bad):
+            at = int(bad[0])
+            raise ValueError(f"{path}, {unit} {lines[at]}: column {column!r} expected a number or an ISO date/time "
+                             f"such as 2024-03-01 or 2024-03-01T12:00:00, found {values[at]!r}") from None
         return (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=np.float64)
 
 
@@ -106,7 +119,7 @@ def read_item_table(items_path, *, item_col="item", text_fields=None, image_col=
         paths = [None if p is None else str(base / p) for p in frame[image_col]]
         media["image"] = check_image_paths(frame[item_col], paths, items_path)
     return ItemCatalog(frame[item_col].to_numpy(dtype=object), text={f: frame[f].to_numpy() for f in text_fields},
-                       media=media, source=str(items_path))
+                       media=media, source=str(items_path), lines=frame["line"].to_numpy())
 
 
 def load_generic(interactions_path, items_path=None, image_dir=None, *, user_col: str = "user",
@@ -132,7 +145,8 @@ def load_generic(interactions_path, items_path=None, image_dir=None, *, user_col
     if image_dir is not None and image_col is None:
         base = catalog or ItemCatalog(interactions.items.raw_ids, source=str(image_dir))
         images = find_images(interactions.items.raw_ids, image_dir, interactions_path)
-        catalog = ItemCatalog(base.item_ids, text=base.text, media={"image": images}, source=base.source)
+        catalog = ItemCatalog(base.item_ids, text=base.text, media={"image": images}, source=base.source,
+                              lines=base.lines)
     return Dataset(interactions=interactions, catalog=catalog, name=Path(interactions_path).name.split(".")[0])
 
 
