@@ -35,7 +35,7 @@ def _evaluation_report(model, split, name: str, ks, metrics, sampled_negatives: 
     info = {"params": model.get_params(), "id_scheme": getattr(model, "id_scheme_label_", None),
             "tuning": getattr(model, "tuning_report_", None), "epoch_seconds": getattr(model, "epoch_seconds_", None),
             "best_epoch": getattr(model, "best_epoch_", None), "sampled_metrics": sampled.summary}
-    report = build_report([ModelRun(name, full, 0.0, info)],
+    report = build_report([ModelRun.single(name, full, 0.0, info)],
                           context={"sampled_protocol": sampled.protocol, "note": "sampled metrics are labelled /sampledN"})
     return report, full
 
@@ -62,7 +62,7 @@ def train(
     out: Path = typer.Option(..., "--out", help="Run folder: checkpoint/, model/, split/, results.*"),
     model: Optional[str] = typer.Option(None, help="Name of the model entry in the config."),
     sampled_negatives: int = typer.Option(99, help="Also report 1 positive + N sampled negatives (labelled)."),
-    progress: bool = typer.Option(True, help="Show progress bars."),
+    progress: Optional[bool] = typer.Option(None, help="Show progress bars (default: when stderr is a terminal)."),
 ) -> None:
     """Train the foundation model of CONFIG (resuming from OUT/checkpoint), then evaluate it."""
     cli = _cli()
@@ -71,7 +71,7 @@ def train(
     def run() -> None:
         from prismrec.config import load_config
         from prismrec.io import atomic_write_json
-        from prismrec.pipeline import compute_features, fit_model, load_data, split_data, write_split
+        from prismrec.pipeline import build_models, compute_features, fit_model, load_data, split_data, write_split
 
         cli._setup(None)
         cfg = load_config(config)
@@ -80,17 +80,18 @@ def train(
         if not chosen:
             raise KeyError(f"{config}: no {'model named ' + repr(model) if model else 'foundation model'}; "
                            f"the config has {[m.name for m in cfg.models]}")
-        entry = chosen[0]
-        entry.params.setdefault("checkpoint_dir", str(out / "checkpoint"))
+        chosen[0].params.setdefault("checkpoint_dir", str(out / "checkpoint"))  # resume from here
+        cfg.models = chosen[:1]
+        entry, fitted = build_models(cfg)[0]
         dataset = load_data(cfg)
         split = split_data(cfg, dataset)
         split.check_disjoint()
         write_split(split, out / "split")
-        features = compute_features(cfg, dataset, progress=progress)
-        fitted, seconds = fit_model(entry, split, features, progress=progress)
+        features = compute_features(cfg, dataset, progress=cli._progress(progress), log=cli._log)
+        seconds = fit_model(entry, fitted, split, features, progress=cli._progress(progress))
         fitted.save(out / "model")
         atomic_write_json(out / "run.json", {"config": str(config), "model": entry.name, "fit_seconds": seconds,
-                                             "evaluation": vars(cfg.evaluation)})
+                                             "params": fitted.get_params()})
         report, _ = _evaluation_report(fitted, split, entry.name, cfg.evaluation.ks, cfg.evaluation.metrics,
                                        sampled_negatives)
         report["models"][entry.name]["fit_seconds"] = round(seconds, 1)

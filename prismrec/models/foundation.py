@@ -1,8 +1,9 @@
 """The VIP5-style foundation model as a Recommender: sequential recommendation by generation.
 
 ``score`` ranks items by the log-likelihood of their id tokens under a sequential prompt,
-from a beam search over the trie of valid ids (``beam_size=None``: every item scored
-exactly); items outside the beam get a floor score. The network lives in
+from a beam search over the trie of valid ids (``beam_size=0``: every item scored
+exactly); items outside the beam get a floor score. ``validation_users`` caps the users
+early stopping evaluates (0: all). The network lives in
 :mod:`prismrec.foundation`; this wrapper builds ids, tokenizer and network in ``fit`` and
 publishes the weights, tokenizer and ids as ``_`` attributes that ``save`` writes.
 """
@@ -36,8 +37,8 @@ class FoundationRecommender(SequentialHistory, Recommender):
                  adapter_reduction: int = 8, lora_rank: int = 8, n_virtual_tokens: int = 20,
                  max_history: int = 20, max_length: int = 256, tokenizer_vocab: int = 2000, dropout: float = 0.1,
                  epochs: int = 10, batch_size: int = 64, learning_rate: float = 1e-3, patience: int = 3,
-                 early_stopping_metric: str = "ndcg@10", validation_users: int | None = 2000,
-                 beam_size: int | None = 20, eval_template: str = "sequential-1", score_batch_size: int = 64,
+                 early_stopping_metric: str = "ndcg@10", validation_users: int = 2000,
+                 beam_size: int = 20, eval_template: str = "sequential-1", score_batch_size: int = 64,
                  checkpoint_dir: str | None = None, seed: int = 0, device: str = "auto") -> None:
         self.preset, self.pretrained, self.allow_download = preset, pretrained, allow_download
         self.id_scheme, self.id_base, self.n_clusters, self.leaf_size = id_scheme, id_base, n_clusters, leaf_size
@@ -110,6 +111,7 @@ class FoundationRecommender(SequentialHistory, Recommender):
             self._publish()  # resumed after the last epoch: publish the restored network
         stopper.restore_best()
         self.loss_history_ = [float(v) for v in stopper.losses]
+        self.peak_memory_mb_ = _peak_memory_mb(device)
         unflatten_state(self._network, self.network_weights_, self.network_layout_)
         self.use_history(*[part for part in (train, valid) if part is not None])
 
@@ -159,7 +161,7 @@ class FoundationRecommender(SequentialHistory, Recommender):
         self.network_weights_, self.network_layout_ = flatten_state(self._network)
 
     def _validation_part(self, valid):
-        if valid is None or self.validation_users is None or len(valid.active_users()) <= self.validation_users:
+        if valid is None or self.validation_users <= 0 or len(valid.active_users()) <= self.validation_users:
             return valid
         chosen = np.random.default_rng(self.seed).choice(valid.active_users(), self.validation_users, replace=False)
         return valid.subset(np.isin(valid.user_index, chosen))
@@ -195,7 +197,7 @@ class FoundationRecommender(SequentialHistory, Recommender):
                        for u in users]
             batch = {k: v.to(device) for k, v in self._encoder.collate(sources).items()}
             encoded, mask = self._network.encode(batch)
-            out.append(trie_search(self._network, encoded, mask, self._trie, self.n_items_, beam_size=self.beam_size,
+            out.append(trie_search(self._network, encoded, mask, self._trie, self.n_items_, beam_size=self.beam_size or None,
                                    start_id=self._network.backbone.config.decoder_start_token_id))
         self._encoder.warn_truncated()
         return torch.cat(out) if out else torch.empty((0, self.n_items_))
@@ -226,6 +228,15 @@ class FoundationRecommender(SequentialHistory, Recommender):
         unflatten_state(network, self.network_weights_, self.network_layout_)
         network.eval()
         self._attach(network, tokenizer, index, None if self.has_image_ is None else self.has_image_.numpy())
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of this process so far: accelerator allocations on CUDA, else peak RSS (Linux)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _has_image(images) -> np.ndarray | None:

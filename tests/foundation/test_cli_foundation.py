@@ -16,7 +16,7 @@ from foundation_parts import one_thread  # noqa: F401 (fixture)
 
 runner = CliRunner()
 TINY_MODEL = ("{preset: tiny, epochs: 2, learning_rate: 0.01, batch_size: 32, n_clusters: 2, leaf_size: 8, "
-              "beam_size: null, validation_users: null, tokenizer_vocab: 100}")
+              "beam_size: 0, validation_users: 0, tokenizer_vocab: 100}")
 
 
 def write_config(tmp_path):
@@ -33,17 +33,19 @@ def write_config(tmp_path):
 
 def test_train_checkpoints_resumes_and_evaluate_rewrites_results(tmp_path):
     config, run = write_config(tmp_path), tmp_path / "run"
-    result = runner.invoke(app, ["foundation", "train", str(config), "--out", str(run), "--no-progress"])
+    result = runner.invoke(app, ["foundation", "train", str(config), "--out", str(run), "--no-progress",
+                                 "--sampled-negatives", "5"])
     assert result.exit_code == 0, result.output
     assert (run / "checkpoint" / "checkpoint.pt").is_file() and (run / "model" / "config.json").is_file()
     report = json.loads((run / "results.json").read_text())
     entry = report["models"]["fm"]
-    assert "hit@10" in entry["metrics"] and "hit@10/sampled99" in entry["sampled_metrics"]
+    assert "hit@10" in entry["metrics"] and "hit@10/sampled5" in entry["sampled_metrics"]
     assert "collaborative ids" in (run / "results.md").read_text()
-    again = runner.invoke(app, ["foundation", "train", str(config), "--out", str(run), "--no-progress"])
+    again = runner.invoke(app, ["foundation", "train", str(config), "--out", str(run), "--no-progress",
+                                 "--sampled-negatives", "5"])
     assert again.exit_code == 0, again.output  # resumed after the last epoch: nothing left to train
     assert json.loads((run / "results.json").read_text())["models"]["fm"]["metrics"] == entry["metrics"]
-    evaluated = runner.invoke(app, ["foundation", "evaluate", str(run), "--ks", "5,10"])
+    evaluated = runner.invoke(app, ["foundation", "evaluate", str(run), "--ks", "5,10", "--sampled-negatives", "5"])
     assert evaluated.exit_code == 0, evaluated.output
     assert json.loads(evaluated.stdout)["metrics"]["hit@10"] == entry["metrics"]["hit@10"]
     missing = runner.invoke(app, ["foundation", "evaluate", str(tmp_path / "nowhere")])

@@ -13,8 +13,8 @@ from prismrec.models.foundation import FoundationRecommender
 from conftest import make_checkerboard  # the root tests/conftest.py
 from foundation_parts import image_features, item_index, one_thread, tokenizer  # noqa: F401 (fixtures)
 
-TINY = dict(preset="tiny", learning_rate=0.01, batch_size=32, n_clusters=2, leaf_size=8, beam_size=None,
-            validation_users=None, tokenizer_vocab=100, dropout=0.1, patience=10)
+TINY = dict(preset="tiny", learning_rate=0.01, batch_size=32, n_clusters=2, leaf_size=8, beam_size=0,
+            validation_users=0, tokenizer_vocab=100, dropout=0.1, patience=10)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ CONTRACT_PARAMS = {
     "lightgcn": {"embedding_size": 16, "n_layers": 2, "epochs": 40, "learning_rate": 0.05, "patience": 10},
     "vbpr": {"factors": 8, "visual_factors": 8, "epochs": 40, "learning_rate": 0.05, "patience": 10},
     "foundation": {"preset": "tiny", "epochs": 8, "learning_rate": 0.01, "batch_size": 32, "n_clusters": 2,
-                   "leaf_size": 8, "beam_size": None, "validation_users": None, "tokenizer_vocab": 100,
+                   "leaf_size": 8, "beam_size": 0, "validation_users": 0, "tokenizer_vocab": 100,
                    "dropout": 0.0, "patience": 8},
     "sasrec": {"hidden_size": 16, "epochs": 40, "learning_rate": 0.01, "batch_size": 16, "max_length": 10,
                "dropout": 0.1, "patience": 10},
