@@ -37,6 +37,11 @@ def _evaluation_report(model, split, name: str, ks, metrics, sampled_negatives: 
             "best_epoch": getattr(model, "best_epoch_", None), "sampled_metrics": sampled.summary}
     report = build_report([ModelRun.single(name, full, 0.0, info)],
                           context={"sampled_protocol": sampled.protocol, "note": "sampled metrics are labelled /sampledN"})
+    if getattr(model, "direct_share", 0) > 0:
+        from prismrec.foundation.direct import evaluate_direct
+
+        direct = evaluate_direct(model, split, n_negatives=sampled_negatives, ks=ks)
+        report["direct"] = {"protocol": direct["protocol"], "summary": direct["summary"]}
     return report, full
 
 
@@ -53,6 +58,9 @@ def _write_report(run: Path, report: dict, title: str) -> None:
             sampled = ", ".join(f"{k}={v:.4f}" for k, v in entry["sampled_metrics"].items() if "/sampled" in k
                                 and k.split("@")[0] in ("hit", "ndcg"))
             lines.append(f"- {name}, {report['sampled_protocol']}: {sampled}")
+    if "direct" in report:
+        direct = ", ".join(f"{k}={v:.4f}" for k, v in report["direct"]["summary"].items())
+        lines.append(f"- direct task, {report['direct']['protocol']}: {direct}")
     atomic_write_text(run / "results.md", "\n".join(lines) + "\n\n" + markdown_table(report))
 
 

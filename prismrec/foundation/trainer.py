@@ -40,16 +40,30 @@ def sequential_source(encoder, template_text: str, raw_user: str, history: np.nd
     return encoder.fitted_source(rendered, history)
 
 
-def example_batch(encoder, sequences, raw_users, users, positions, max_history: int, rng) -> dict:
-    """A padded training batch for the given ``(user, position)`` examples."""
-    options = templates("sequential")
+def example_batch(encoder, sequences, raw_users, users, positions, max_history: int, rng, *,
+                  direct_share: float = 0.0, direct_candidates: int = 20) -> dict:
+    """A padded training batch for the given ``(user, position)`` examples.
+
+    A ``direct_share`` of them is phrased as direct prompts: the target among
+    ``direct_candidates - 1`` random items (no history, as in VIP5).
+    """
+    from prismrec.foundation.direct import direct_templates, training_candidates
+
+    options, direct_options = templates("sequential"), direct_templates()
+    n_items = len(encoder.item_tokens)
     sources, targets = [], []
     for user, position in zip(users, positions):
         sequence = sequences[user]
-        history = sequence[max(0, position - max_history):position]
-        template = options[int(rng.integers(len(options)))]
-        sources.append(sequential_source(encoder, template.source, raw_users[user], history))
-        targets.append(encoder.item_target(int(sequence[position])))
+        target = int(sequence[position])
+        if direct_share > 0 and rng.random() < direct_share:
+            template = direct_options[int(rng.integers(len(direct_options)))]
+            candidates = training_candidates(target, n_items, direct_candidates, rng)
+            sources.append(encoder.source(render(template.source, user=raw_users[user], candidates=candidates)))
+        else:
+            history = sequence[max(0, position - max_history):position]
+            template = options[int(rng.integers(len(options)))]
+            sources.append(sequential_source(encoder, template.source, raw_users[user], history))
+        targets.append(encoder.item_target(target))
     return encoder.collate(sources, targets)
 
 
@@ -75,7 +89,8 @@ def length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random
 
 
 def train_one_epoch(network, encoder, optimizer, sequences, raw_users, *, batch_size: int, max_history: int,
-                    rng: np.random.Generator, device, progress: bool = False, description: str = "") -> float:
+                    rng: np.random.Generator, device, progress: bool = False, description: str = "",
+                    direct_share: float = 0.0, direct_candidates: int = 20) -> float:
     """One pass over all sequential examples in random order; returns the mean loss."""
     users, positions = sequential_examples(sequences, max_history)
     batches = length_bucketed_batches(np.minimum(positions, max_history), batch_size, rng)
@@ -83,7 +98,8 @@ def train_one_epoch(network, encoder, optimizer, sequences, raw_users, *, batch_
     total, seen = 0.0, 0
     bar = _progress(batches, description) if progress else None
     for rows in batches:
-        batch = example_batch(encoder, sequences, raw_users, users[rows], positions[rows], max_history, rng)
+        batch = example_batch(encoder, sequences, raw_users, users[rows], positions[rows], max_history, rng,
+                              direct_share=direct_share, direct_candidates=direct_candidates)
         batch = {key: value.to(device) for key, value in batch.items()}
         optimizer.zero_grad()
         loss = network.loss(batch)

@@ -3,7 +3,8 @@
 ``score`` ranks items by the log-likelihood of their id tokens under a sequential prompt,
 from a beam search over the trie of valid ids (``beam_size=0``: every item scored
 exactly); items outside the beam get a floor score. ``validation_users`` caps the users
-early stopping evaluates (0: all). The network lives in
+early stopping evaluates (0: all). ``direct_share`` of the training examples are direct
+prompts (candidates listed, see :mod:`prismrec.foundation.direct`). The network lives in
 :mod:`prismrec.foundation`; this wrapper builds ids, tokenizer and network in ``fit`` and
 publishes the weights, tokenizer and ids as ``_`` attributes that ``save`` writes.
 """
@@ -39,6 +40,7 @@ class FoundationRecommender(SequentialHistory, Recommender):
                  epochs: int = 10, batch_size: int = 64, learning_rate: float = 1e-3, patience: int = 3,
                  early_stopping_metric: str = "ndcg@10", validation_users: int = 2000,
                  beam_size: int = 20, eval_template: str = "sequential-1", score_batch_size: int = 64,
+                 direct_share: float = 0.0, direct_candidates: int = 20,
                  checkpoint_dir: str | None = None, seed: int = 0, device: str = "auto") -> None:
         self.preset, self.pretrained, self.allow_download = preset, pretrained, allow_download
         self.id_scheme, self.id_base, self.n_clusters, self.leaf_size = id_scheme, id_base, n_clusters, leaf_size
@@ -50,6 +52,7 @@ class FoundationRecommender(SequentialHistory, Recommender):
         self.patience, self.early_stopping_metric = patience, early_stopping_metric
         self.validation_users, self.beam_size, self.eval_template = validation_users, beam_size, eval_template
         self.score_batch_size, self.checkpoint_dir, self.seed, self.device = score_batch_size, checkpoint_dir, seed, device
+        self.direct_share, self.direct_candidates = direct_share, direct_candidates
 
     def required_features_for_fit(self) -> tuple[str, ...]:
         needed = (self.content_feature,) if self.id_scheme == "semantic" else ()
@@ -95,7 +98,8 @@ class FoundationRecommender(SequentialHistory, Recommender):
             stopper.losses.append(train_one_epoch(
                 network, self._encoder, optimizer, sequences, self.raw_users_, batch_size=self.batch_size,
                 max_history=self.max_history, rng=rng, device=device, progress=progress,
-                description=f"{type(self).__name__} epoch {epoch + 1}/{self.epochs}"))
+                description=f"{type(self).__name__} epoch {epoch + 1}/{self.epochs}",
+                direct_share=self.direct_share, direct_candidates=self.direct_candidates))
             self.epoch_seconds_.append(time.perf_counter() - started)
             self._publish()
             stop = stopper.step(epoch)

@@ -16,7 +16,7 @@ from foundation_parts import one_thread  # noqa: F401 (fixture)
 
 runner = CliRunner()
 TINY_MODEL = ("{preset: tiny, epochs: 2, learning_rate: 0.01, batch_size: 32, n_clusters: 2, leaf_size: 8, "
-              "beam_size: 0, validation_users: 0, tokenizer_vocab: 100}")
+              "beam_size: 0, validation_users: 0, tokenizer_vocab: 100, direct_share: 0.3, direct_candidates: 4}")
 
 
 def write_config(tmp_path):
@@ -41,6 +41,8 @@ def test_train_checkpoints_resumes_and_evaluate_rewrites_results(tmp_path):
     entry = report["models"]["fm"]
     assert "hit@10" in entry["metrics"] and "hit@10/sampled5" in entry["sampled_metrics"]
     assert "collaborative ids" in (run / "results.md").read_text()
+    assert set(report["direct"]["summary"]) == {"hit@5/sampled5", "ndcg@5/sampled5"}  # the direct task, VIP5's protocol, labelled
+    assert "direct task, sampled: 1 positive + 5" in (run / "results.md").read_text()
     again = runner.invoke(app, ["foundation", "train", str(config), "--out", str(run), "--no-progress",
                                  "--sampled-negatives", "5"])
     assert again.exit_code == 0, again.output  # resumed after the last epoch: nothing left to train
