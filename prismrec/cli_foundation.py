@@ -114,6 +114,8 @@ def evaluate(
     run_dir: Path = typer.Argument(..., metavar="RUN", help="Run folder written by `prismrec foundation train`."),
     ks: str = typer.Option("5,10", help="Comma-separated cut-offs."),
     sampled_negatives: int = typer.Option(99, help="Sampled protocol: 1 positive + N negatives (labelled)."),
+    template: Optional[str] = typer.Option(None, help="Prompt template, e.g. a held-out one for zero-shot "
+                                                      "(sequential-5); default: the model's eval_template."),
 ) -> None:
     """Evaluate a trained run on its saved test split; rewrites RUN/results.json and results.md."""
     cli = _cli()
@@ -128,12 +130,19 @@ def evaluate(
             raise FileNotFoundError(f"{run_dir}: no trained model here (expected model/config.json); "
                                     f"run `prismrec foundation train CONFIG --out {run_dir}` first")
         model = Recommender.load(run_dir / "model")
+        if template is not None:
+            from prismrec.foundation.prompts import template_named
+
+            if template_named(template).family != "sequential":
+                raise ValueError(f"template {template!r} is not a sequential template")
+            model.eval_template = template
         split = load_saved_split(run_dir / "split")
         model.use_history(split.train, split.valid)
         started = time.perf_counter()
         report, full = _evaluation_report(model, split, "foundation", [int(k) for k in ks.split(",")],
                                           ("hit", "ndcg", "recall"), sampled_negatives)
         report["evaluate_seconds"] = round(time.perf_counter() - started, 1)
+        report["template"] = model.eval_template
         _write_report(run_dir, report, f"{run_dir.name}: evaluation")
         cli.out_console.print_json(json.dumps({"protocol": full.protocol, "metrics": full.summary}))
 

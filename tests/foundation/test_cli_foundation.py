@@ -50,6 +50,10 @@ def test_train_checkpoints_resumes_and_evaluate_rewrites_results(tmp_path):
     evaluated = runner.invoke(app, ["foundation", "evaluate", str(run), "--ks", "5,10", "--sampled-negatives", "5"])
     assert evaluated.exit_code == 0, evaluated.output
     assert json.loads(evaluated.stdout)["metrics"]["hit@10"] == entry["metrics"]["hit@10"]
+    zero_shot = runner.invoke(app, ["foundation", "evaluate", str(run), "--sampled-negatives", "5",
+                                    "--template", "sequential-5"])  # a held-out template
+    assert zero_shot.exit_code == 0, zero_shot.output
+    assert json.loads((run / "results.json").read_text())["template"] == "sequential-5"
     missing = runner.invoke(app, ["foundation", "evaluate", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "no trained model here" in missing.output
 
@@ -80,6 +84,8 @@ def test_explanations_are_trained_scored_and_explained(tmp_path):
     assert said.exit_code == 0 and said.stdout.strip() == "great tone"  # I2 is in the first half
     unknown = runner.invoke(app, ["explain", str(run), "--user", "nobody", "--item", "I2"])
     assert unknown.exit_code == 2 and "unknown user 'nobody'" in unknown.output
+    unknown = runner.invoke(app, ["explain", str(run), "--user", "U1", "--item", "no-such-item"])
+    assert unknown.exit_code == 2 and "unknown item 'no-such-item'" in unknown.output
 
 
 def test_scores_and_the_retrieval_baseline_have_known_answers():
