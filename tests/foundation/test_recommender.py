@@ -62,3 +62,17 @@ def test_missing_features_are_named(split):
         FoundationRecommender(**TINY, epochs=1, image_feature="image").fit(split.train)
     with pytest.raises(ValueError, match="needs the item feature array 'text'"):
         FoundationRecommender(**TINY, epochs=1, id_scheme="semantic").fit(split.train)
+
+
+def test_a_local_pretrained_backbone_is_extended_with_item_tokens_and_reloads(split, tmp_path):
+    from prismrec.foundation.backbone import build_t5, save_backbone, train_tokenizer
+
+    plain = train_tokenizer(["user 3 has bought these items , what next ?"], [], vocab_size=60)
+    save_backbone(build_t5("tiny", len(plain)), plain, tmp_path / "pretrained")
+    model = FoundationRecommender(**{**TINY, "pretrained": str(tmp_path / "pretrained")}, epochs=1)
+    model.fit(split.train, split.valid)
+    assert model.backbone_config_["vocab_size"] > len(plain)  # item and image tokens were added
+    model.save(tmp_path / "m")
+    assert torch.equal(Recommender.load(tmp_path / "m").score(np.arange(30)), model.score(np.arange(30)))
+    with pytest.raises(FileNotFoundError, match="not a local folder, and downloading is off"):
+        FoundationRecommender(**{**TINY, "pretrained": "t5-small"}, epochs=1).fit(split.train)
