@@ -100,3 +100,15 @@ def test_scores_and_the_retrieval_baseline_have_known_answers():
     assert baseline.predict(["c"], ["w"]) == ["c on y"]  # unknown item: the user's latest summary
     split = split_reviews(pd.DataFrame({"user": ["u"] * 20, "item": ["i"] * 20, "summary": ["ok"] * 19 + [None]}))
     assert len(split.train) == 15 and split.dropped == 0
+
+
+def test_compare_ranks_the_foundation_model_beside_sasrec(tmp_path):
+    config = write_config(tmp_path)
+    text = config.read_text().replace(
+        "models: [", "models: [{name: sasrec, params: {hidden_size: 8, epochs: 3, max_length: 8}}, ").replace(
+        "metrics: [hit, ndcg]}", "metrics: [hit, ndcg], topk: 10}")
+    config.write_text(text)
+    result = runner.invoke(app, ["compare", str(config), "--out", str(tmp_path / "cmp")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "cmp" / "results.json").read_text())
+    assert {"sasrec", "fm"} <= set(report["models"])
