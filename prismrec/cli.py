@@ -82,6 +82,18 @@ def _log(message: str) -> None:
     console.print(message, highlight=False)
 
 
+def _load_run_config(config: Path, out: Optional[Path]):
+    """Register the models, check ``--out``, read and validate CONFIG, apply its thread count."""
+    from prismrec.config import load_config
+    from prismrec.experiment import check_output_folder
+
+    _setup(None)
+    check_output_folder(out)
+    cfg = load_config(config)
+    _setup(cfg.threads)
+    return cfg
+
+
 @app.command()
 @_friendly_errors
 def compare(
@@ -95,14 +107,10 @@ def compare(
 
     Writes results.json, results.md, report.html, the split CSVs and each model's top-k lists.
     """
-    from prismrec.config import load_config
     from prismrec.evaluation.report import rich_table
-    from prismrec.experiment import check_output_folder, run_comparison
+    from prismrec.experiment import run_comparison
 
-    _setup(None)
-    check_output_folder(out)
-    cfg = load_config(config)
-    _setup(cfg.threads)
+    cfg = _load_run_config(config, out)
     report = run_comparison(cfg, out, seeds=seeds, progress=_progress(progress), log=_log)
     out_console.print(rich_table(report))
     console.print(f"wrote {out}/results.json, results.md, report.html, the split and <model>/topk.csv")
@@ -119,16 +127,11 @@ def fit(
     """Fit one model of CONFIG and save it with its split, ready for `prismrec evaluate`."""
     from dataclasses import asdict
 
-    from prismrec.config import load_config
-    from prismrec.experiment import check_output_folder
     from prismrec.io import atomic_write_json
     from prismrec.pipeline import build_models, compute_features, fit_model, load_data, split_data, write_split
     from prismrec.provenance import run_provenance
 
-    _setup(None)
-    check_output_folder(out)
-    cfg = load_config(config)
-    _setup(cfg.threads)
+    cfg = _load_run_config(config, out)
     names = [m.name for m in cfg.models]
     if model is not None and model not in names:
         raise KeyError(f"{config}: no model named {model!r}; the config has {names}")
@@ -139,7 +142,9 @@ def fit(
     features = compute_features(cfg, dataset, progress=_progress(progress), log=_log)
     seconds = fit_model(model_config, fitted, split, features, progress=_progress(progress))
     write_split(split, out / "split")
-    fitted.save(out / "model")
+    from prismrec.serving.bundle import bundle_from_fit
+
+    bundle_from_fit(out, cfg, model_config, dataset, split, fitted, features.info)  # model/ + what `serve` needs
     atomic_write_json(out / "run.json", {"config": str(config), "model": model_config.name, "fit_seconds": seconds,
                                          "params": fitted.get_params(), "features": features.info,
                                          "evaluation": asdict(cfg.evaluation), "provenance": run_provenance()})
@@ -227,20 +232,35 @@ def tune(
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help=PROGRESS_HELP),
 ) -> None:
     """Tune hyperparameters with Optuna (TPE) on validation only; evaluate the chosen setting once on test."""
-    from prismrec.config import load_config
-    from prismrec.experiment import check_output_folder
     from prismrec.tuning import tune_models
 
-    _setup(None)
-    check_output_folder(out)
-    cfg = load_config(config)
-    _setup(cfg.threads)
+    cfg = _load_run_config(config, out)
     results = tune_models(cfg, out, models=model or None, trials=trials, metric=metric, seed=seed,
                           progress=_progress(progress), log=_log)
     for name, best in results.items():
         out_console.print(f"{name}: valid {metric}={best['valid_value']:.4f}, tuned {json.dumps(best['tuned'])}, "
                           f"test {metric}={best['test_metrics'].get(metric, float('nan')):.4f}", highlight=False)
     console.print(f"wrote {out}/<model>/best_params.json; use it with models[i].tuned: {out}")
+
+
+@app.command()
+@_friendly_errors
+def study(
+    config: Path = typer.Argument(..., help="YAML study description (see configs/lmm_study.yaml)."),
+    out: Path = typer.Option(..., "--out", help="Folder: one compare run per scenario, plus the study's reports."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help=PROGRESS_HELP),
+) -> None:
+    """Run a grid (encoders x models x paradigms x seeds, warm / cold / sparsity scenarios) as one study."""
+    from prismrec.experiment import check_output_folder
+    from prismrec.study import load_study, run_study
+
+    _setup(None)
+    check_output_folder(out)
+    plan = load_study(config)
+    _setup(plan.base.get("threads"))
+    summary = run_study(plan, out, progress=_progress(progress), log=_log)
+    out_console.print(f"{len(summary['scenarios'])} scenarios: {', '.join(summary['scenarios'])}", highlight=False)
+    console.print(f"wrote {out}/results.json, results.md and report.html")
 
 
 from prismrec import cli_content  # noqa: E402,F401  (registers encode and align)
@@ -250,6 +270,7 @@ def main() -> None:  # pragma: no cover
     app(sys.argv[1:])
 
 
+from prismrec import cli_serving  # noqa: E402,F401  (registers `recommend` and `serve`)
 from prismrec.cli_foundation import register as _register_foundation  # noqa: E402
 
 _register_foundation(app)  # `prismrec foundation ...` and `prismrec explain`

@@ -36,6 +36,8 @@ class DataConfig:
 class SplitConfig:
     strategy: str = "random_per_user"
     options: dict = field(default_factory=dict)
+    #: keep this share of each user's training interactions (a sparsity curve point); valid/test unchanged
+    train_fraction: float = 1.0
 
 
 @dataclass
@@ -61,6 +63,9 @@ class EvaluationConfig:
     all_pairs: bool = False
     #: cold-start item splits: rank among the cold test items ("cold", default) or among all items ("all")
     cold_start_candidates: str = "cold"
+    #: mask each user's valid items at test time (the default); false gives MMRec's protocol
+    #: (only train items masked), labelled as such, for comparison with published MMRec tables
+    mask_valid: bool = True
 
 
 @dataclass

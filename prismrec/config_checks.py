@@ -56,6 +56,9 @@ def check_split(split) -> None:
         raise ValueError(f"split.strategy names unknown strategy {split.strategy!r}; choose one of "
                          f"{', '.join(sorted(SPLITTERS))}")
     _check_options(split.options, split_options(split.strategy), "split.options", f"strategy {split.strategy!r}")
+    fraction = split.train_fraction
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction <= 1:
+        raise ValueError(f"split.train_fraction must be a number in (0, 1], got {fraction!r}")
 
 
 def check_evaluation(evaluation) -> None:
@@ -74,8 +77,9 @@ def check_evaluation(evaluation) -> None:
     if evaluation.cold_start_candidates not in ("cold", "all"):
         raise ValueError("evaluation.cold_start_candidates must be 'cold' (rank among the cold test items) or "
                          f"'all' (rank them among all items), got {evaluation.cold_start_candidates!r}")
-    if not isinstance(evaluation.all_pairs, bool):
-        raise ValueError(f"evaluation.all_pairs must be true or false, got {evaluation.all_pairs!r}")
+    for name in ("all_pairs", "mask_valid"):
+        if not isinstance(getattr(evaluation, name), bool):
+            raise ValueError(f"evaluation.{name} must be true or false, got {getattr(evaluation, name)!r}")
 
 
 def check_feature(name: str, feature) -> None:

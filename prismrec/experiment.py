@@ -81,7 +81,8 @@ def run_comparison(config: ExperimentConfig, out_dir: str | Path | None = None, 
             seconds = fit_model(model_config, model, split, features, progress=progress,
                                 cold_start_candidates=config.evaluation.cold_start_candidates)
             result = evaluate_on_test(model, split, evaluator,
-                                      cold_start_candidates=config.evaluation.cold_start_candidates)
+                                      cold_start_candidates=config.evaluation.cold_start_candidates,
+                                      mask_valid=config.evaluation.mask_valid)
             run = runs[model_config.name]
             run.results[seed], run.fit_seconds[seed] = result, seconds
             _record_model(run, model_config, model, features, seed, split, result, config.evaluation.topk)
@@ -128,7 +129,7 @@ def _report(config, runs, evaluator, dataset, splits, seed_list) -> dict:
     context = {
         "name": config.name, "data": repr(dataset),
         "split": "; ".join(f"seed {s}: {r}" if s is not None else r for s, r in splits.items()),
-        "masked_at_test": ["train", "valid"], "breakdown_k": ev.topk,
+        "masked_at_test": ["train", "valid"] if ev.mask_valid else ["train"], "breakdown_k": ev.topk,
         "config": {"source": config.source, "data": asdict(config.data), "split": asdict(config.split),
                    "features": {n: asdict(f) for n, f in config.features.items()},
                    "evaluation": asdict(ev), "feature_cache": config.feature_cache, "threads": config.threads,

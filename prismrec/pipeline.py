@@ -18,7 +18,7 @@ import pandas as pd
 from prismrec.config import ConfigError, ExperimentConfig, ModelConfig
 from prismrec.data.catalog import Dataset
 from prismrec.data.interactions import IdMap, Interactions
-from prismrec.data.splits import Split, make_split, split_options
+from prismrec.data.splits import Split, make_split, split_options, subsample_train
 from prismrec.evaluation.evaluator import EvaluationResult, Evaluator
 from prismrec.io import atomic_write_frame, atomic_write_text
 from prismrec.models.registry import create_model, get_model_class
@@ -49,6 +49,8 @@ def split_data(config: ExperimentConfig, dataset: Dataset, seed: int | None = No
     if seed is not None and "seed" in split_options(config.split.strategy):
         options["seed"] = seed
     split = make_split(dataset.interactions, config.split.strategy, **options)
+    if config.split.train_fraction < 1:
+        split = subsample_train(split, config.split.train_fraction, seed=options.get("seed", 0) or 0)
     split.check_disjoint()
     return split
 
@@ -188,9 +190,12 @@ def fit_model(model_config: ModelConfig, model, split: Split, features: Features
     return time.perf_counter() - started
 
 
-def evaluate_on_test(model, split: Split, evaluator: Evaluator, *, cold_start_candidates: str = "cold"
-                     ) -> EvaluationResult:
-    """Test evaluation, masking train and valid items.
+MMREC_PROTOCOL = "only train items masked, valid items rankable (MMRec's protocol)"
+
+
+def evaluate_on_test(model, split: Split, evaluator: Evaluator, *, cold_start_candidates: str = "cold",
+                     mask_valid: bool = True) -> EvaluationResult:
+    """Test evaluation, masking train and valid items (``mask_valid=False``: train only, as MMRec).
 
     On a cold-start item split the ranking runs over the cold test items by default
     (``cold_start_candidates="cold"``); ``"all"`` ranks them among every item.
@@ -198,8 +203,12 @@ def evaluate_on_test(model, split: Split, evaluator: Evaluator, *, cold_start_ca
     candidates, label = None, None
     if split.cold_items is not None and cold_start_candidates == "cold":
         candidates, label = split.cold_items, "cold test items"
-    return evaluator.evaluate(model, split.test, exclude=[split.train, split.valid], popularity_from=split.train,
-                              candidate_items=candidates, candidates_label=label or "candidate items")
+    exclude = [split.train, split.valid] if mask_valid else [split.train]
+    result = evaluator.evaluate(model, split.test, exclude=exclude, popularity_from=split.train,
+                                candidate_items=candidates, candidates_label=label or "candidate items")
+    if not mask_valid:
+        result.protocol = f"{result.protocol}; {MMREC_PROTOCOL}"
+    return result
 
 
 def make_evaluator(config: ExperimentConfig) -> Evaluator:

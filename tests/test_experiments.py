@@ -344,3 +344,16 @@ def test_example_configs_parse_and_readme_says_how_to_run_prismrec():
 def test_progress_is_off_when_stderr_is_not_a_terminal(own_catalogue, tmp_path):
     result = invoke("compare", own_catalogue, "--out", tmp_path / "o")
     assert result.exit_code == 0 and "epoch 1/" not in result.stderr
+
+
+def test_mmrec_protocol_is_an_explicit_labelled_option(own_catalogue, tmp_path):
+    edit(own_catalogue, evaluation={"ks": [5, 10], "topk": 10, "mask_valid": False})
+    assert invoke("compare", own_catalogue, "--out", tmp_path / "m").exit_code == 0
+    report = json.loads((tmp_path / "m" / "results.json").read_text())
+    assert report["protocol"].endswith("only train items masked, valid items rankable (MMRec's protocol)")
+    assert report["masked_at_test"] == ["train"]
+    assert "each user's train items" in (tmp_path / "m" / "results.md").read_text()
+    valid = pd.read_csv(tmp_path / "m" / "split" / "valid.csv", dtype=str)
+    topk = pd.read_csv(tmp_path / "m" / "bpr" / "topk.csv", dtype=str)
+    shared = topk.merge(valid, on=["user", "item"])
+    assert len(shared) > 0  # valid items can be recommended under this protocol, as in MMRec

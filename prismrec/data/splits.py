@@ -187,6 +187,28 @@ SPLITTERS = {
 }
 
 
+def subsample_train(split: Split, fraction: float, *, seed: int = 0) -> Split:
+    """Keep ``fraction`` of each user's training interactions (at least one), seeded; valid/test unchanged.
+
+    Draws a sparsity curve: the same test users and items, with less training signal.
+
+    Example:
+        >>> sparse = subsample_train(split, 0.25, seed=0)  # doctest: +SKIP
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"train_fraction must be in (0, 1], got {fraction}")
+    if fraction == 1:
+        return split
+    train = split.train
+    order = np.lexsort((np.random.default_rng(seed).random(len(train)), train.user_index))
+    position, count = _per_user_positions(train, order)
+    keep_sorted = position < np.maximum(1, np.ceil(count * fraction)).astype(np.int64)
+    keep = np.zeros(len(train), dtype=bool)
+    keep[order[keep_sorted]] = True
+    return Split(train.subset(keep), split.valid, split.test, f"{split.strategy}, train x{fraction:g}",
+                 split.cold_items, split.valid_cold_items)
+
+
 _SPLIT_FUNCTIONS = {"random_per_user": per_user_ratio, "temporal_per_user": per_user_ratio,
                     "global_temporal": global_temporal, "leave_one_out": leave_one_out,
                     "cold_start_items": cold_start_items}

@@ -39,7 +39,8 @@ def results_markdown(report: dict) -> str:
     """The whole ``results.md``: context, metric table, p-values, models, breakdown and provenance."""
     lines = [f"# {report.get('name', 'comparison')}", "", f"Data: {report.get('data', '?')}", "",
              f"Split: {report.get('split', '?')}", "",
-             f"Protocol: {report['protocol']}; each user's train and valid items are masked at test time.", "",
+             f"Protocol: {report['protocol']}; masked at test time: each user's "
+             f"{' and '.join(report.get('masked_at_test', ['train', 'valid']))} items.", "",
              f"Seeds: {_seeds_text(report)}", "", markdown_table(report), "## Models", ""]
     for model, entry in report["models"].items():
         lines.append(f"- **{model}** (`{entry.get('model', model)}`): features: {_features_text(entry)}; "

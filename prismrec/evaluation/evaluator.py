@@ -195,6 +195,9 @@ class Evaluator:
         all_known = _union_matrix([*excluded, target], target) if n_negatives else None
 
         generator = torch.Generator().manual_seed(self.seed)
+        # ties are broken by a seeded random order of the items, never by item index: index order
+        # often carries information (ids assigned by release date or popularity)
+        tie_order = torch.randperm(target.n_items, generator=torch.Generator().manual_seed(self.seed + 1))
         topk = np.empty((len(users), max_k), dtype=np.int64)
         topk_scores = np.empty((len(users), max_k), dtype=np.float32)
         hits_all, n_rel_all = [], []
@@ -214,7 +217,8 @@ class Evaluator:
             if all_known is not None:
                 scores = _restrict_to_sample(scores, relevant, all_known, batch, n_negatives, generator,
                                              candidate_mask)
-            top_values, top = torch.topk(scores, max_k, dim=1)
+            top_values, top = torch.topk(scores[:, tie_order], max_k, dim=1, sorted=True)
+            top = tie_order[top]
             # an item with -inf (masked) score is never a hit, even when topk had to return it
             valid = torch.gather(scores, 1, top) > -torch.inf
             hits_all.append(torch.gather(relevant, 1, top) & valid)

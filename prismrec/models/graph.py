@@ -114,8 +114,15 @@ def csr_matmul(matrix: sp.csr_matrix, dense: np.ndarray) -> np.ndarray:
     """
     dense = np.ascontiguousarray(dense, dtype=np.float32)
     out = np.empty((matrix.shape[0], dense.shape[1]), dtype=np.float32)
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    _csr_times_dense(matrix.indptr, matrix.indices, np.asarray(matrix.data, dtype=np.float32), dense, out)
+    threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        _csr_times_dense(matrix.indptr, matrix.indices, np.asarray(matrix.data, dtype=np.float32), dense, out)
+    finally:
+        # numba's first parallel launch starts its OpenMP pool at NUMBA_NUM_THREADS, which also
+        # resets the OpenMP count torch reads: give torch back the thread count it had
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
     return out
 
 

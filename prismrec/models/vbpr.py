@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from prismrec.models.base import Recommender
+from prismrec.models.base import ColdStartError, Recommender
 from prismrec.models.training import Adam, TripletSampler, fitted_batch_size, minibatch_epoch, train_epochs
 
 NORMALIZATIONS = ("l2", "standard", "none")
@@ -44,7 +44,10 @@ class VBPR(Recommender):
 
     Published scoring state: ``user_factors_``, ``user_visual_factors_`` (θ_u),
     ``item_factors_``, ``item_visual_embeddings_`` (``Eᵀ f_i``) and ``item_bias_``
-    (``β_i + β'·f_i``), so a saved model scores without the raw features.
+    (``β_i + β'·f_i``), so a saved model scores without the raw features. It also keeps
+    ``feature_projection_`` (E) and ``feature_bias_weights_`` (β'), plus the training
+    features' column centre and scale under ``standard`` normalisation, so
+    :meth:`add_items` can score items that arrive after training from their features alone.
 
     Example:
         >>> model = VBPR(feature_names=("image",), factors=32, visual_factors=32)  # doctest: +SKIP
@@ -75,6 +78,7 @@ class VBPR(Recommender):
 
     def _fit(self, train, valid, item_features, progress) -> None:
         features = fuse_features(item_features, self.feature_names, self.feature_normalization)
+        self._remember_scaling(item_features)
         generator = torch.Generator().manual_seed(self.seed)
 
         def init(*shape):
@@ -124,6 +128,45 @@ class VBPR(Recommender):
         self.item_factors_ = params["item"].detach().clone()
         self.item_visual_embeddings_ = features @ params["projection"].detach()
         self.item_bias_ = params["bias"].detach() + (features @ params["visual_bias"].detach()).squeeze(1)
+        self.feature_projection_ = params["projection"].detach().clone()
+        self.feature_bias_weights_ = params["visual_bias"].detach().squeeze(1).clone()
+
+    def _remember_scaling(self, item_features) -> None:
+        """Column centre and scale of the raw training features (``standard`` normalisation only)."""
+        self.feature_center_ = self.feature_scale_ = None
+        if self.feature_normalization == "standard":
+            raw = fuse_features(item_features, self.feature_names, "none")
+            self.feature_center_, self.feature_scale_ = raw.mean(0), raw.std(0, correction=0).clamp(min=1e-12)
+
+    @torch.no_grad()
+    def add_items(self, item_features) -> np.ndarray:
+        """Append cold items: ``γ_i = 0`` (no interactions yet), ``Eᵀf_i`` and ``β'·f_i`` from features.
+
+        Example:
+            >>> model.add_items({"image": np.ones((2, 512), np.float32)})  # doctest: +SKIP
+            array([1682, 1683])
+        """
+        self._check_fitted()
+        if getattr(self, "feature_projection_", None) is None:
+            raise ColdStartError("this VBPR was saved without feature_projection_ (an older PrismRec); "
+                                 "refit it to score new items from their features")
+        missing = [name for name in self.feature_names if name not in item_features]
+        if missing:
+            raise ValueError(f"VBPR.add_items needs the feature arrays {missing}; got {sorted(item_features)}")
+        if self.feature_normalization == "standard":
+            features = (fuse_features(item_features, self.feature_names, "none") - self.feature_center_) \
+                / self.feature_scale_
+        else:
+            features = fuse_features(item_features, self.feature_names, self.feature_normalization)
+        if features.shape[1] != self.feature_projection_.shape[0]:
+            raise ValueError(f"VBPR.add_items: the features have {features.shape[1]} columns in all, but the "
+                             f"model was fitted on {self.feature_projection_.shape[0]}")
+        start, count = self.n_items_, features.shape[0]
+        self.item_factors_ = torch.cat([self.item_factors_, torch.zeros(count, self.item_factors_.shape[1])])
+        self.item_visual_embeddings_ = torch.cat([self.item_visual_embeddings_, features @ self.feature_projection_])
+        self.item_bias_ = torch.cat([self.item_bias_, features @ self.feature_bias_weights_])
+        self.n_items_ = start + count
+        return np.arange(start, start + count)
 
     def score(self, user_ids) -> torch.Tensor:
         self._check_fitted()

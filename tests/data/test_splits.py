@@ -80,3 +80,20 @@ def test_temporal_split_without_timestamps_is_a_clear_error():
         per_user_ratio(data, temporal=True)
     with pytest.raises(KeyError, match="unknown split strategy"):
         make_split(data, "by_magic")
+
+
+def test_subsample_train_keeps_a_share_of_each_users_training_interactions(checkerboard):
+    from prismrec.data.splits import per_user_ratio, subsample_train
+
+    split = per_user_ratio(checkerboard, (0.8, 0.1, 0.1), seed=0)
+    sparse = subsample_train(split, 0.25, seed=1)
+    full_counts = np.bincount(split.train.user_index, minlength=split.train.n_users)
+    counts = np.bincount(sparse.train.user_index, minlength=split.train.n_users)
+    expected = np.where(full_counts > 0, np.maximum(1, np.ceil(full_counts * 0.25)), 0)
+    assert np.array_equal(counts, expected)
+    keys = set(zip(sparse.train.user_index.tolist(), sparse.train.item_index.tolist()))
+    assert keys <= set(zip(split.train.user_index.tolist(), split.train.item_index.tolist()))
+    assert sparse.test is split.test and sparse.valid is split.valid
+    again = subsample_train(split, 0.25, seed=1)
+    assert np.array_equal(again.train.item_index, sparse.train.item_index)
+    assert subsample_train(split, 1.0) is split

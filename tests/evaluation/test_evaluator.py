@@ -161,3 +161,13 @@ def test_topk_scores_are_the_scores_of_the_topk_items():
     result = Evaluator(ks=(2,)).evaluate(fixed(SCORES), test)
     expected = np.take_along_axis(np.asarray(SCORES, dtype=np.float32)[result.users], result.topk, axis=1)
     assert np.array_equal(result.topk_scores, expected)
+
+
+def test_ties_are_broken_by_a_seeded_random_order_not_by_item_index():
+    n_items = 200
+    test = part([(0, i) for i in range(10)], 1, n_items)  # the first ten items are relevant
+    flat = fixed(np.zeros((1, n_items)))  # an uninformed model: every score ties
+    result = Evaluator(ks=(10,), metrics=("recall",)).evaluate(flat, test)
+    assert result["recall@10"] < 0.5  # index order would give 1.0
+    again = Evaluator(ks=(10,), metrics=("recall",)).evaluate(flat, test)
+    assert np.array_equal(result.topk, again.topk)

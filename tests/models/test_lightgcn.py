@@ -96,3 +96,16 @@ def test_parallel_csr_matmul_matches_scipy():
     matrix = sp.random(300, 200, density=0.05, format="csr", dtype=np.float32, random_state=3)
     dense = np.random.default_rng(3).random((200, 17), dtype=np.float32)
     np.testing.assert_allclose(csr_matmul(matrix, dense), matrix @ dense, rtol=1e-5, atol=1e-6)
+
+
+def test_threads_one_holds_after_the_parallel_kernel():
+    import subprocess
+    import sys
+
+    code = ("import torch, numpy as np, scipy.sparse as sp\n"
+            "torch.set_num_threads(1)\n"
+            "from prismrec.models.graph import csr_matmul\n"
+            "csr_matmul(sp.random(50, 50, density=0.1, format='csr', dtype=np.float32), np.ones((50, 4), np.float32))\n"
+            "print(torch.get_num_threads())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "1", out.stderr

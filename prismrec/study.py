@@ -1,0 +1,138 @@
+"""A study: one command runs a grid of comparisons and reports them together.
+
+The grid: encoders (groups of named features) x content models x encoder paradigms, plus
+baselines run once per scenario, over scenarios (a warm split, a cold-start item split, and
+a sparsity curve that keeps 10%, 25%, 50% of each user's training interactions), each with
+several seeds. Every scenario is an ordinary ``compare`` run in ``<out>/<scenario>/``; the
+study adds ``results.json``, ``results.md`` and ``report.html`` across scenarios.
+
+Example:
+    >>> report = run_study(load_study("configs/lmm_study.yaml"), "runs/study")  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from prismrec.config import ConfigError, parse_config
+from prismrec.experiment import run_comparison
+from prismrec.io import atomic_write_json, atomic_write_text
+from prismrec.provenance import run_provenance
+
+PARADIGMS = ("frozen", "finetuned", "end2end")
+
+
+@dataclass
+class StudyConfig:
+    name: str
+    base: dict  # data, feature_cache, threads, seeds, evaluation: shared by every scenario
+    encoders: dict  # encoder name -> {feature name: feature spec}
+    content_models: list
+    baselines: list
+    scenarios: dict  # scenario name -> split section (strategy, options, train_fraction)
+    paradigms: list = field(default_factory=lambda: ["frozen"])
+    source: str = "<dict>"
+
+
+_KEYS = {"name", "data", "feature_cache", "threads", "seeds", "evaluation", "encoders", "content_models",
+         "baselines", "splits", "sparsity", "paradigms"}
+
+
+def parse_study(raw: dict, source: str = "<dict>") -> StudyConfig:
+    """Validate a study mapping; each scenario's run config is checked by :func:`parse_config` up front."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a study must be a mapping")
+    unknown = sorted(set(raw) - _KEYS)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {unknown}; a study has {sorted(_KEYS)}")
+    for key in ("data", "encoders", "content_models", "splits"):
+        if not raw.get(key):
+            raise ConfigError(f"{source}: missing required key '{key}'")
+    paradigms = raw.get("paradigms", ["frozen"])
+    bad = [p for p in paradigms if p not in PARADIGMS]
+    if bad:
+        raise ConfigError(f"{source}: paradigms {bad} unknown; choose from {list(PARADIGMS)}")
+    scenarios = {name: dict(spec) for name, spec in raw["splits"].items()}
+    sparsity = raw.get("sparsity")
+    if sparsity:
+        if sparsity.get("split") not in scenarios:
+            raise ConfigError(f"{source}: sparsity.split must name one of the splits {sorted(scenarios)}")
+        for fraction in sparsity.get("fractions", []):
+            if fraction < 1:
+                scenarios[f"{sparsity['split']}@{fraction:g}"] = {**scenarios[sparsity["split"]],
+                                                                   "train_fraction": fraction}
+    base = {k: raw[k] for k in ("data", "feature_cache", "threads", "seeds", "evaluation") if k in raw}
+    study = StudyConfig(raw.get("name", "study"), base, raw["encoders"], raw["content_models"],
+                        raw.get("baselines", []), scenarios, list(paradigms), source)
+    for scenario in scenarios:
+        scenario_config(study, scenario)  # every run is validated before anything trains
+    return study
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: study file not found")
+    return parse_study(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, source=str(path))
+
+
+def model_name(model: str, encoder: str, paradigm: str) -> str:
+    return f"{model}-{encoder}-{paradigm}"
+
+
+def scenario_config(study: StudyConfig, scenario: str):
+    """The ``compare`` config of one scenario: baselines, then every content model x encoder x paradigm."""
+    raw = copy.deepcopy(study.base)
+    raw["name"] = f"{study.name}: {scenario}"
+    raw["split"] = copy.deepcopy(study.scenarios[scenario])
+    features, models = {}, []
+    for encoder, specs in study.encoders.items():
+        for paradigm in study.paradigms:
+            for feature, spec in specs.items():
+                features[f"{encoder}.{feature}.{paradigm}"] = {**spec, **({"encoder_mode": paradigm}
+                                                                          if paradigm != "frozen" else {})}
+    for baseline in study.baselines:
+        entry = {k: v for k, v in baseline.items() if k != "encoder"}
+        if "encoder" in baseline:  # a content baseline on one fixed encoder (frozen)
+            entry["features"] = [f"{baseline['encoder']}.{f}.frozen" for f in study.encoders[baseline["encoder"]]]
+        models.append(entry)
+    for spec in study.content_models:
+        for encoder, feature_specs in study.encoders.items():
+            for paradigm in study.paradigms:
+                models.append({"name": model_name(spec["name"], encoder, paradigm), "model": spec.get("model",
+                               spec["name"]), "params": spec.get("params", {}),
+                               "features": [f"{encoder}.{f}.{paradigm}" for f in feature_specs]})
+    used = {f for m in models for f in m.get("features", [])}
+    raw["features"] = {name: spec for name, spec in features.items() if name in used}
+    raw["models"] = models
+    first = study.content_models[0]["name"]
+    reference = model_name(first, next(iter(study.encoders)), "frozen")
+    raw.setdefault("evaluation", {})
+    raw["evaluation"] = {**raw["evaluation"], "reference": reference, "all_pairs": True}
+    return parse_config(raw, source=study.source)
+
+
+def run_study(study: StudyConfig, out_dir: str | Path, *, progress: bool = False, log=print) -> dict:
+    """Run every scenario into ``<out>/<scenario>/`` and write the study's own reports."""
+    from prismrec.study_report import study_html, study_markdown
+
+    out = Path(out_dir)
+    reports = {}
+    for scenario in study.scenarios:
+        log(f"== scenario {scenario}")
+        reports[scenario] = run_comparison(scenario_config(study, scenario), out / scenario, progress=progress,
+                                           log=log)
+    summary = {"name": study.name, "source": study.source, "paradigms": study.paradigms,
+               "encoders": study.encoders, "scenarios": {s: {"split": r["split"], "protocol": r["protocol"],
+                                                             "reference_model": r["reference_model"],
+                                                             "headline": r["headline"], "seeds": r["seeds"],
+                                                             "models": r["models"], "pairwise": r.get("pairwise")}
+                                                         for s, r in reports.items()},
+               "provenance": run_provenance()}
+    atomic_write_json(out / "results.json", summary)
+    atomic_write_text(out / "results.md", study_markdown(summary))
+    atomic_write_text(out / "report.html", study_html(summary))
+    return summary

@@ -1,0 +1,58 @@
+"""prismrec study: a grid of scenarios (warm, cold-start, sparsity) reported together."""
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from prismrec.cli import app
+from prismrec.config import ConfigError
+from prismrec.study import parse_study
+
+runner = CliRunner()
+
+
+def study_file(config, tmp_path, **extra):
+    run = yaml.safe_load(config.read_text())
+    raw = {"name": "tiny study", "data": run["data"], "feature_cache": "cache", "seeds": 2,
+           "evaluation": {"ks": [5, 10], "topk": 10},
+           "encoders": {"words": {"text": {"encoder": "text:minilm", "options": {"template": "{title}. {description}"}}}},
+           "content_models": [{"name": "vbpr", "params": {"epochs": 3, "early_stopping_metric": "ndcg@5"}}],
+           "baselines": [{"name": "mostpop"}, {"name": "lightgcn", "params": {"epochs": 2, "embedding_size": 8, "early_stopping_metric": "ndcg@5"}}],
+           "splits": {"warm": {"strategy": "random_per_user", "options": {"ratios": [0.7, 0.1, 0.2], "seed": 1}},
+                      "cold": {"strategy": "cold_start_items", "options": {"cold_fraction": 0.5, "seed": 1}}},
+           "sparsity": {"split": "warm", "fractions": [0.5, 1.0]}, **extra}
+    path = config.parent / "study.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_study_runs_every_scenario_and_reports_the_sparsity_curve(tmp_path):
+    from conftest import write_own_catalogue
+
+    config = write_own_catalogue(tmp_path, n_items=60)
+    out = tmp_path / "study"
+    result = runner.invoke(app, ["study", str(study_file(config, tmp_path)), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "results.json").read_text())
+    assert list(summary["scenarios"]) == ["warm", "cold", "warm@0.5"]
+    warm = summary["scenarios"]["warm"]
+    assert list(warm["models"]) == ["mostpop", "lightgcn", "vbpr-words-frozen"]
+    assert warm["reference_model"] == "vbpr-words-frozen" and warm["seeds"] == [1, 2]
+    assert "cold test items" in summary["scenarios"]["cold"]["protocol"]
+    assert "train x0.5" in summary["scenarios"]["warm@0.5"]["split"]
+    assert (out / "cold" / "results.json").is_file() and (out / "warm@0.5" / "report.html").is_file()
+    markdown = (out / "results.md").read_text()
+    assert "## Sparsity curve" in markdown and "50% of train" in markdown and "100% of train" in markdown
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 1
+
+
+def test_study_mistakes_are_caught_before_anything_runs(own_catalogue, tmp_path):
+    with pytest.raises(ConfigError, match="paradigms"):
+        parse_study(yaml.safe_load(study_file(own_catalogue, tmp_path, paradigms=["magic"]).read_text()))
+    with pytest.raises(ConfigError, match="sparsity.split"):
+        parse_study(yaml.safe_load(study_file(own_catalogue, tmp_path, sparsity={"split": "nope"}).read_text()))
+    bad = study_file(own_catalogue, tmp_path, content_models=[{"name": "vbpr", "params": {"factors": "x"}}])
+    result = runner.invoke(app, ["study", str(bad), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "params.factors must be an integer" in result.stderr
+    assert not (tmp_path / "o").exists()
