@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -56,6 +57,10 @@ def main() -> None:
     parser.add_argument("--id-scheme", default="collaborative")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-users", type=int, default=None, help="Keep only the first N users (smoke runs).")
+    parser.add_argument("--only", choices=("sasrec", "foundation"), default=None,
+                        help="Run one model; results of the other already in OUT/results.json are kept. With "
+                             "--only foundation and a checkpoint of --foundation-epochs epochs in OUT, the model "
+                             "resumes after its last epoch and is only evaluated.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -63,8 +68,10 @@ def main() -> None:
     if args.max_users:
         data = data.subset(data.user_index < args.max_users)
     split = leave_one_out(data)
+    previous = json.loads((args.out / "results.json").read_text()) if (args.out / "results.json").is_file() else {}
     results = {"data": args.data, "max_users": args.max_users, "split": "leave_one_out (test input includes the validation item)",
-               "protocol": "full ranking over all items", "threads": args.threads, "models": {}}
+               "protocol": "full ranking over all items", "threads": args.threads,
+               "models": previous.get("models", {}) if args.only else {}}
     runs = [
         ("sasrec-ce", SASRec(loss="ce", epochs=args.sasrec_epochs, patience=3, dropout=0.3)),
         (f"foundation-{args.preset}-{args.id_scheme}", FoundationRecommender(
@@ -73,6 +80,8 @@ def main() -> None:
             checkpoint_dir=str(args.out / "foundation-checkpoint"))),
     ]
     for name, model in runs:
+        if args.only and not name.startswith(args.only):
+            continue
         started = time.perf_counter()
         model.fit(split.train, split.valid, progress=True)
         evaluate(name, model, split, time.perf_counter() - started, results, args.out)
