@@ -76,3 +76,12 @@ def test_a_local_pretrained_backbone_is_extended_with_item_tokens_and_reloads(sp
     assert torch.equal(Recommender.load(tmp_path / "m").score(np.arange(30)), model.score(np.arange(30)))
     with pytest.raises(FileNotFoundError, match="not a local folder, and downloading is off"):
         FoundationRecommender(**{**TINY, "pretrained": "t5-small"}, epochs=1).fit(split.train)
+
+
+@pytest.mark.parametrize("tuning", ["lora", "prompt"])
+def test_peft_tuned_models_score_and_reload(tuning, split, tmp_path):
+    model = FoundationRecommender(**TINY, epochs=1, tuning=tuning).fit(split.train, split.valid)
+    report = model.tuning_report_
+    assert report["mode"] == tuning and report["trainable_parameters"] < report["total_parameters"]
+    model.save(tmp_path / tuning)
+    assert torch.equal(Recommender.load(tmp_path / tuning).score(np.arange(30)), model.score(np.arange(30)))
