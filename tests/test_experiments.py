@@ -330,7 +330,12 @@ def test_example_configs_parse_and_readme_says_how_to_run_prismrec():
     from prismrec.config import load_config
 
     root = Path(__file__).parents[1]
+    from prismrec.study import load_study
+
     for config in sorted((root / "configs").glob("*.yaml")):
+        if config.name.endswith("study.yaml"):
+            assert load_study(config).scenarios  # a study: every scenario's run is validated
+            continue
         cfg = load_config(config)
         assert cfg.data.path is None or "shared/data" in cfg.data.path
     readme, makefile = (root / "README.md").read_text(), (root / "Makefile").read_text()
