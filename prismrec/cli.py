@@ -271,3 +271,6 @@ def main() -> None:  # pragma: no cover
 
 
 from prismrec import cli_serving  # noqa: E402,F401  (registers `recommend` and `serve`)
+from prismrec.cli_foundation import register as _register_foundation  # noqa: E402
+
+_register_foundation(app)  # `prismrec foundation ...` and `prismrec explain`

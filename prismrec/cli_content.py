@@ -125,6 +125,11 @@ def align(
     learning_rate: float = typer.Option(1e-3),
     shared_dim: int = typer.Option(256),
     seed: int = typer.Option(0),
+    adaptation: str = typer.Option("none", help="Also train the text tower's top: none, lora, adapter, prompt "
+                                                "or full (a BERT-style text:... tower)."),
+    adaptation_option: list[str] = typer.Option([], "--adaptation-option",
+                                                help="key=value of prismrec.adapt.AdaptationConfig, e.g. "
+                                                     "trainable_layers=1, max_seq_length=128, lora_rank=8."),
     resume: bool = typer.Option(True, help="Continue from the last checkpoint in --out."),
     cache: Optional[Path] = typer.Option(None, help="Feature store for the towers' features (default: the "
                                                     "config's feature_cache, else .prismrec_cache)."),
@@ -142,6 +147,8 @@ def align(
         dataset.catalog.aligned_to(dataset.interactions.items), text_encoder=text_encoder,
         image_encoder=image_encoder, text_template=template, objective=objective, shared_dim=shared_dim,
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, output_dir=out,
-        feature_store=store, resume=resume, progress=_progress(progress))
+        feature_store=store, resume=resume, progress=_progress(progress), adaptation=adaptation,
+        adaptation_options=_parse_options(adaptation_option, "--adaptation-option"))
     out_console.print(report.to_markdown(), highlight=False, markup=False)
-    console.print(f"checkpoint: {out}; use it as encoder spec align:{out}")
+    console.print(f"checkpoint: {out}; use it as encoder spec align:{out}" +
+                  (f" (or adapted-text:{out} for the adapted text tower alone)" if adaptation != "none" else ""))

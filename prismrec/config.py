@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from prismrec.adapt.modes import check_end2end_support
 from prismrec.config_checks import (
     check_data, check_evaluation, check_feature, check_model_params, check_seeds, check_split)
 
@@ -45,8 +46,12 @@ class FeatureConfig:
     encoder: str
     options: dict = field(default_factory=dict)
     #: for ``align`` encoders: train the aligned encoder as part of the run when its checkpoint is
-    #: missing (options of :func:`prismrec.encoders.align_train.train_alignment`, e.g. ``{epochs: 10}``)
+    #: missing (options of :func:`prismrec.encoders.align_train.train_alignment`, e.g. ``{epochs: 10}``);
+    #: with ``encoder_mode: end2end``, options of :class:`prismrec.adapt.AdaptationConfig` (+ ``head_dim``)
     train: dict | None = None
+    #: ``frozen`` (features from the store), ``finetuned`` (adapt the text tower in-domain first, then
+    #: re-encode under a new id) or ``end2end`` (the recommendation loss trains the tower's top)
+    encoder_mode: str = "frozen"
 
 
 @dataclass
@@ -170,6 +175,7 @@ def parse_config(raw: dict, source: str = "<dict>") -> ExperimentConfig:
                     f"{source}: models[{position}].features names {feature!r}, which the 'features' section "
                     f"does not define (defined: {sorted(features) or 'none'})"
                 )
+        _checked(source, check_end2end_support, model, features, f"models[{position}]")
         models.append(model)
     names = [m.name for m in models]
     if len(set(names)) != len(names):
@@ -188,7 +194,7 @@ def parse_config(raw: dict, source: str = "<dict>") -> ExperimentConfig:
 #: data options that hold paths (besides any option whose name ends in _path, _dir or _file)
 PATH_OPTIONS = {"items_path", "image_dir", "meta_path", "folder"}
 #: encoder prefixes whose argument is a local folder
-FOLDER_ENCODERS = ("align:", "clip:", "clip-image:", "clip-text:", "text:")
+FOLDER_ENCODERS = ("align:", "clip:", "clip-image:", "clip-text:", "text:", "adapted-text:")
 
 
 def _is_path_option(name: str) -> bool:

@@ -88,7 +88,12 @@ def check_feature(name: str, feature) -> None:
                          f"{feature.encoder!r}")
     if not isinstance(feature.options, dict):
         raise ValueError(f"features.{name}.options must be a mapping, got {feature.options!r}")
-    if feature.train is not None:
+    from prismrec.adapt.modes import check_encoder_mode
+
+    mode_accepted = check_encoder_mode(name, feature)
+    if mode_accepted is not None:  # finetuned / end2end: what their 'train' options may hold
+        _check_options(feature.train or {}, mode_accepted[0], f"features.{name}.train", mode_accepted[1])
+    elif feature.train is not None:
         from prismrec.encoders.align_train import train_alignment
 
         if not feature.encoder.startswith("align"):

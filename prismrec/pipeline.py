@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from prismrec.adapt.modes import alignment_run
 from prismrec.config import ConfigError, ExperimentConfig, ModelConfig
 from prismrec.data.catalog import Dataset
 from prismrec.data.interactions import IdMap, Interactions
@@ -57,10 +58,12 @@ def split_data(config: ExperimentConfig, dataset: Dataset, seed: int | None = No
 
 @dataclass
 class Features:
-    """Named item feature arrays and where each came from (encoder spec and id)."""
+    """Named item feature arrays and where each came from (encoder spec and id); ``modules`` holds the
+    trainable encoders of ``end2end`` features (``arrays`` then holds their initial output)."""
 
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     info: dict[str, dict] = field(default_factory=dict)
+    modules: dict = field(default_factory=dict)
 
 
 def compute_features(config: ExperimentConfig, dataset: Dataset, *, progress: bool = True, log=None) -> Features:
@@ -77,36 +80,72 @@ def compute_features(config: ExperimentConfig, dataset: Dataset, *, progress: bo
             features.arrays[name] = dataset.item_features[key].astype(np.float32)
             features.info[name] = {"encoder": spec.encoder, "encoder_id": spec.encoder}
             continue
+        if spec.encoder_mode == "end2end":
+            _end2end_feature(config, name, dataset, features, progress)
+            continue
         encoder_spec = prepare_aligned_encoder(config, name, dataset, progress=progress, log=log)
+        run = alignment_run(spec)
+        options = spec.options  # a fine-tuned encoder's template is its checkpoint's; its towers' states are cached
+        if run is not None and run[2] is not None:
+            options = {**run[2], "feature_store": config.feature_cache}
         try:
-            encoded = encode_item_features(encoder_spec, spec.options, dataset, config.feature_cache, progress)
+            encoded = encode_item_features(encoder_spec, options, dataset, config.feature_cache, progress)
         except TypeError as error:
             raise ConfigError(f"{config.source}: features.{name}.options: {error}") from None
         except FileNotFoundError as error:
             raise FileNotFoundError(f"{config.source}: features.{name}: {error}") from None
         features.arrays[name] = encoded.features
         features.info[name] = {"encoder": encoder_spec, "encoder_id": encoded.encoder_id,
+                               "encoder_mode": spec.encoder_mode,
                                "options": spec.options, "dim": int(encoded.features.shape[1]),
                                "items_with_content": int(encoded.mask.sum()), "n_items": int(len(encoded.mask))}
     return features
 
 
+def _end2end_feature(config: ExperimentConfig, name: str, dataset: Dataset, features: Features, progress) -> None:
+    """Build the trainable encoder of an ``end2end`` feature; its initial output is the feature array."""
+    from prismrec.adapt.modes import end2end_encoder
+
+    spec = config.features[name]
+    if dataset.catalog is None:
+        raise ValueError(f"{config.source}: features.{name} (end2end) needs item content, but data set "
+                         f"{dataset.name!r} has no catalog")
+    catalog = dataset.catalog.aligned_to(dataset.interactions.items)
+    try:
+        module = end2end_encoder(spec, catalog, config.feature_cache, progress=progress)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{config.source}: features.{name}: {error}") from None
+    features.modules[name] = module
+    features.arrays[name] = module.encode_all().numpy()
+    features.info[name] = {"encoder": spec.encoder, "encoder_mode": "end2end", "train": spec.train or {},
+                           "dim": int(module.dim), "n_items": int(module.n_items),
+                           "items_with_content": int(module.text.has_text.sum())}
+
+
 def prepare_aligned_encoder(config: ExperimentConfig, name: str, dataset: Dataset, *, progress: bool = True,
                             log=None) -> str:
-    """The encoder spec of feature ``name``; an ``align`` feature with ``train:`` is trained here first.
+    """The encoder spec of feature ``name``; an alignment it needs is trained here first.
 
-    ``encoder: align`` (no folder) keeps the checkpoint in the feature store, under a folder
-    named by a hash of the data set and the training options, so changing either trains anew.
+    That is an ``align`` feature with ``train:``, or a ``finetuned`` feature (its text tower is
+    adapted in-domain, see :mod:`prismrec.adapt.modes`; a ``text:`` feature then reads
+    ``adapted-text:<dir>``). ``encoder: align`` or a ``text:`` feature keeps the checkpoint in
+    the feature store, under a folder named by a hash of the data set and the training
+    options, so changing either trains anew.
     """
     spec = config.features[name]
-    if not spec.encoder.startswith("align") or spec.train is None:
+    try:
+        run = alignment_run(spec)
+    except ValueError as error:
+        raise ConfigError(f"{config.source}: features.{name}: {error}") from None
+    if run is None:
         return spec.encoder
+    train, prefix, _ = run
     from prismrec.encoders.align_train import train_alignment
 
-    folder = spec.encoder.partition(":")[2]
+    folder = spec.encoder.partition(":")[2] if prefix == "align" else ""
     if not folder:
         digest = hashlib.sha256(json.dumps({"data": repr(dataset), "source": dataset.catalog.source if
-                                            dataset.catalog else "", "train": spec.train},
+                                            dataset.catalog else "", "train": train},
                                            sort_keys=True, default=str).encode()).hexdigest()[:16]
         folder = str(Path(config.feature_cache) / "align" / digest)
     if dataset.catalog is None:
@@ -115,8 +154,8 @@ def prepare_aligned_encoder(config: ExperimentConfig, name: str, dataset: Datase
     if log is not None:
         log(f"features.{name}: training the aligned encoder in {folder} (resumes if it was stopped)")
     train_alignment(dataset.catalog.aligned_to(dataset.interactions.items), output_dir=folder,
-                    feature_store=config.feature_cache, progress=progress, **spec.train)
-    return f"align:{folder}"
+                    feature_store=config.feature_cache, progress=progress, **train)
+    return f"{prefix}:{folder}"
 
 
 def encode_item_features(encoder_spec: str, options: dict, dataset: Dataset, cache_dir: str,
@@ -184,6 +223,11 @@ def fit_model(model_config: ModelConfig, model, split: Split, features: Features
     On a cold-start item split validation ranks among the valid-cold items, as test does.
     """
     item_features = {name: features.arrays[name] for name in model.required_features_for_fit()}
+    modules = {name: features.modules[name].fresh_copy() for name in item_features if name in features.modules}
+    if modules:  # end2end: each fit trains its own copy of the encoder's trainable top
+        from prismrec.adapt.end2end import attach_item_feature_modules
+
+        attach_item_feature_modules(model, modules, model_config.name)
     candidates = split.valid_cold_items if cold_start_candidates == "cold" else None
     started = time.perf_counter()
     model.fit(split.train, split.valid, item_features=item_features, progress=progress, valid_candidates=candidates)

@@ -12,7 +12,7 @@ from prismrec.encoders.base import EncodedItems, Encoder, hash_files, hash_state
 from prismrec.encoders.registry import available_encoders, create_encoder, register_encoder
 from prismrec.encoders.store import EncodeReport, FeatureStore, encode_catalog
 from prismrec.encoders import text  # noqa: F401  (registers text:minilm, text:<folder>)
-from prismrec.encoders import align  # noqa: F401,E402  (registers align:<checkpoint-dir>)
+from prismrec.encoders import align  # noqa: F401,E402  (registers align:<dir>, adapted-text:<dir>)
 from prismrec.encoders import image  # noqa: F401  (registers image:efficientnet-lite0)
 from prismrec.encoders import audio  # noqa: F401,E402  (registers audio:logmel)
 from prismrec.encoders import video  # noqa: F401,E402  (registers video:<image encoder spec>)

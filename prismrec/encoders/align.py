@@ -132,8 +132,12 @@ def reconstructive_loss(text_emb, image_emb, text_target, image_target, text_dec
 
 
 # ---------------------------------------------------------------------------- checkpoints
-def save_checkpoint(directory: str | Path, heads: AlignmentHeads, optimizer_state: dict, meta: dict) -> None:
+def save_checkpoint(directory: str | Path, heads: AlignmentHeads, optimizer_state: dict, meta: dict,
+                    text_adapter: dict | None = None) -> None:
     """Write epoch-named heads (safetensors) and optimizer files, then ``alignment.json`` last.
+
+    ``text_adapter``: the trainable tensors of an adapted text tower (only those), saved
+    beside the heads and named in the JSON as ``text_adapter_file``.
 
     Each file is written atomically and the JSON (which names the files) is the commit
     point, so a crash mid-save leaves the previous checkpoint intact.
@@ -148,10 +152,15 @@ def save_checkpoint(directory: str | Path, heads: AlignmentHeads, optimizer_stat
         save_file({k: v.detach().contiguous() for k, v in heads.state_dict().items()}, str(tmp))
     with atomic_path(directory / optimizer_file) as tmp:
         torch.save(optimizer_state, tmp)
-    atomic_write_json(directory / "alignment.json", {
-        "format": CHECKPOINT_FORMAT, **meta, "heads_file": heads_file, "optimizer_file": optimizer_file})
-    for old in [*directory.glob("heads-epoch*.safetensors"), *directory.glob("optimizer-epoch*.pt")]:
-        if old.name not in (heads_file, optimizer_file):
+    files = {"heads_file": heads_file, "optimizer_file": optimizer_file}
+    if text_adapter is not None:
+        files["text_adapter_file"] = f"text-adapter-{tag}.safetensors"
+        with atomic_path(directory / files["text_adapter_file"]) as tmp:
+            save_file({k: v.detach().contiguous() for k, v in text_adapter.items()}, str(tmp))
+    atomic_write_json(directory / "alignment.json", {"format": CHECKPOINT_FORMAT, **meta, **files})
+    for old in [*directory.glob("heads-epoch*.safetensors"), *directory.glob("optimizer-epoch*.pt"),
+                *directory.glob("text-adapter-epoch*.safetensors")]:
+        if old.name not in files.values():
             old.unlink(missing_ok=True)
 
 
@@ -229,6 +238,11 @@ class AlignEncoder(Encoder):
             if tower.weights_hash() != recorded:
                 raise ValueError(f"{self.folder / 'alignment.json'}: trained with {role} tower {config[f'{role}_encoder']!r}"
                                  f" weights {recorded[:16]}, but the installed weights hash to {tower.weights_hash()[:16]}")
+        from prismrec.adapt.finetune import adapted_text_encoder
+
+        # a checkpoint trained with an adapted text tower restores it (its id hashes the adapter)
+        self.text_tower = adapted_text_encoder(self.text_tower, self.meta, self.folder,
+                                               feature_store=feature_store) or self.text_tower
         self.dim = config["shared_dim"]
         self._hash: str | None = None
         # when given, the towers' features are read from (and added to) this store
@@ -296,4 +310,11 @@ def _align_factory(argument: str | None, *, view: str = "both", feature_store: s
     return AlignEncoder(argument, view=view, feature_store=feature_store)
 
 
+def _adapted_text_factory(argument: str | None, *, feature_store: str | None = None):
+    from prismrec.adapt.finetune import adapted_text_from_checkpoint  # here, not at import: no import cycle
+
+    return adapted_text_from_checkpoint(argument, feature_store=feature_store)
+
+
 register_encoder("align", _align_factory)
+register_encoder("adapted-text", _adapted_text_factory)

@@ -131,15 +131,25 @@ class SentenceTransformerEncoder(Encoder):
         return catalog.compose_text(self.template or default_template(catalog))
 
     def encode_batch(self, contents: list) -> tuple[np.ndarray, list[str | None]]:
-        errors = [None if isinstance(c, str) and c.strip() else f"expected non-empty text, got {c!r}"
-                  for c in contents]
-        vectors = np.zeros((len(contents), self.dim), dtype=np.float32)
-        rows = [i for i, error in enumerate(errors) if error is None]
-        if rows:
-            encoded = self.model.encode([contents[i] for i in rows], batch_size=self.batch_size,
-                                        normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-            vectors[rows] = encoded.astype(np.float32)
-        return vectors, errors
+        return encode_texts(contents, self.dim, lambda texts: self.model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=False))
+
+
+def encode_texts(contents: list, dim: int, encode) -> tuple[np.ndarray, list[str | None]]:
+    """``encode(texts) -> [n, dim]`` over the non-empty texts of ``contents``; zeros and an error elsewhere.
+
+    Example:
+        >>> vectors, errors = encode_texts(["a", ""], 1, lambda texts: np.ones((len(texts), 1)))
+        >>> vectors.tolist(), errors
+        ([[1.0], [0.0]], [None, "expected non-empty text, got ''"])
+    """
+    errors = [None if isinstance(c, str) and c.strip() else f"expected non-empty text, got {c!r}" for c in contents]
+    vectors = np.zeros((len(contents), dim), dtype=np.float32)
+    rows = [i for i, error in enumerate(errors) if error is None]
+    if rows:
+        vectors[rows] = np.asarray(encode([contents[i] for i in rows]), dtype=np.float32)
+    return vectors, errors
 
 
 def minilm_path() -> Path:

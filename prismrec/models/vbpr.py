@@ -77,12 +77,28 @@ class VBPR(Recommender):
     def required_features_for_fit(self) -> tuple[str, ...]:
         return tuple(self.feature_names)
 
+    def set_item_feature_modules(self, modules: dict) -> "VBPR":
+        """End-to-end training: ``modules[name](item_rows) -> [b, d]`` computes feature ``name`` during
+        ``fit``, with gradients, and its trainable parameters join the optimiser (see
+        :mod:`prismrec.adapt.end2end`); the published scoring state comes from the final modules.
+        """
+        unknown = sorted(set(modules) - set(self.feature_names))
+        if unknown:
+            raise ValueError(f"VBPR: item feature module(s) {unknown} are not among feature_names {self.feature_names}")
+        self._item_feature_modules = dict(modules)
+        return self
+
     def _fit(self, train, valid, item_features, progress) -> None:
         features = fuse_features(item_features, self.feature_names, self.feature_normalization)
         seen = items_seen(train)
         warn_unscorable_cold_items("VBPR", seen, {name: np.asarray(item_features[name]) for name in self.feature_names})
         seen = torch.from_numpy(seen)
         self._remember_scaling(item_features)
+        modules = getattr(self, "_item_feature_modules", None)
+        if modules:  # end to end: trainable encoders recompute the batch's item features each step
+            from prismrec.adapt.end2end import TrainableItemFeatures
+
+            features = TrainableItemFeatures(item_features, self.feature_names, self.feature_normalization, modules)
         generator = torch.Generator().manual_seed(self.seed)
 
         def init(*shape):
@@ -95,7 +111,8 @@ class VBPR(Recommender):
             "bias": torch.nn.Parameter(torch.zeros(train.n_items)),
             "visual_bias": torch.nn.Parameter(torch.zeros(features.shape[1], 1)),
         }
-        optimizer = Adam(params.values(), learning_rate=self.learning_rate)
+        encoder_parameters = features.parameters() if modules else []
+        optimizer = Adam([*params.values(), *encoder_parameters], learning_rate=self.learning_rate)
         sampler = TripletSampler(train, seed=self.seed)
         batch_size = fitted_batch_size(self, self.batch_size, len(train))
 
@@ -115,7 +132,10 @@ class VBPR(Recommender):
         user, user_visual = params["user"].index_select(0, users), params["user_visual"].index_select(0, users)
         positive_items, negative_items = (params["item"].index_select(0, rows) for rows in (positives, negatives))
         positive_bias, negative_bias = (params["bias"].index_select(0, rows) for rows in (positives, negatives))
-        feature_difference = features.index_select(0, positives) - features.index_select(0, negatives)
+        if isinstance(features, torch.Tensor):
+            feature_difference = features.index_select(0, positives) - features.index_select(0, negatives)
+        else:  # trainable item features (end to end)
+            feature_difference = features.pair_difference(positives, negatives)
         # one product gives both Eᵀ(f_i - f_j) and β'·(f_i - f_j)
         projected = feature_difference @ torch.cat([params["projection"], params["visual_bias"]], dim=1)
         x = ((user * (positive_items - negative_items)).sum(1) + (user_visual * projected[:, :-1]).sum(1)
@@ -130,6 +150,7 @@ class VBPR(Recommender):
     def _publish(self, params, features: torch.Tensor, seen: torch.Tensor) -> None:
         """Scoring tensors; items never seen in training keep only their content terms (their
         latent factors and bias were only ever pushed down as negatives)."""
+        features = features if isinstance(features, torch.Tensor) else features.full()
         self.user_factors_ = params["user"].detach().clone()
         self.user_visual_factors_ = params["user_visual"].detach().clone()
         self.item_factors_ = params["item"].detach() * seen.unsqueeze(1)
