@@ -11,7 +11,7 @@ from prismrec.models import available_models, create_model
 from prismrec.serving.factors import factor_view
 
 #: scores that are not an inner product of published vectors (a sparse item-item graph)
-NOT_INNER_PRODUCT = {"itemknn_cbf"}
+NOT_INNER_PRODUCT = {"itemknn_cbf", "sasrec", "foundation"}  # + sequential models: scores depend on the history
 FAST = {"epochs": 2, "patience": 1}
 
 
@@ -23,6 +23,8 @@ def tiny_model(name: str):
             params[key] = 4
     if "knn_k" in model.get_params():
         params["knn_k"] = 3
+    if "preset" in model.get_params():
+        params.update(preset="tiny", tokenizer_vocab=100, beam_size=0, validation_users=0)
     return create_model(name, params)
 
 
