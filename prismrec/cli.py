@@ -142,7 +142,9 @@ def fit(
     features = compute_features(cfg, dataset, progress=_progress(progress), log=_log)
     seconds = fit_model(model_config, fitted, split, features, progress=_progress(progress))
     write_split(split, out / "split")
-    fitted.save(out / "model")
+    from prismrec.serving.bundle import bundle_from_fit
+
+    bundle_from_fit(out, cfg, model_config, dataset, split, fitted, features.info)  # model/ + what `serve` needs
     atomic_write_json(out / "run.json", {"config": str(config), "model": model_config.name, "fit_seconds": seconds,
                                          "params": fitted.get_params(), "features": features.info,
                                          "evaluation": asdict(cfg.evaluation), "provenance": run_provenance()})
@@ -266,3 +268,9 @@ from prismrec import cli_content  # noqa: E402,F401  (registers encode and align
 
 def main() -> None:  # pragma: no cover
     app(sys.argv[1:])
+
+
+from prismrec import cli_serving  # noqa: E402,F401  (registers `recommend` and `serve`)
+from prismrec.cli_foundation import register as _register_foundation  # noqa: E402
+
+_register_foundation(app)  # `prismrec foundation ...` and `prismrec explain`

@@ -26,6 +26,49 @@ SEARCH_SPACES: dict[str, dict[str, dict]] = {
         "regularization": {"type": "float", "low": 1e-5, "high": 1e-2, "log": True},
         "visual_factors": {"type": "categorical", "choices": [16, 32, 64]},
     },
+    # the multimodal models: the grids of MMRec's configs/model/*.yaml (hyper_parameters)
+    "itemknn_cbf": {
+        "knn_k": {"type": "categorical", "choices": [5, 10, 20, 50, 100]},
+        "shrink": {"type": "categorical", "choices": [0.0, 10.0, 100.0]},
+    },
+    "freedom": {
+        "dropout": {"type": "categorical", "choices": [0.8, 0.9]},
+        "reg_weight": {"type": "categorical", "choices": [0.0, 1e-5, 1e-4, 1e-3]},
+    },
+    "lattice": {
+        "reg_weight": {"type": "categorical", "choices": [0.0, 1e-5, 1e-4, 1e-3]},
+        "learning_rate": {"type": "categorical", "choices": [1e-4, 5e-4, 1e-3, 5e-3]},
+    },
+    "bm3": {
+        "n_layers": {"type": "categorical", "choices": [1, 2]},
+        "reg_weight": {"type": "categorical", "choices": [0.1, 0.01]},
+        "dropout": {"type": "categorical", "choices": [0.3, 0.5]},
+    },
+    "mgcn": {"cl_weight": {"type": "categorical", "choices": [0.001, 0.01, 0.1]}},
+    "lgmrec": {  # MMRec lists one setting per data set (Baby, Sports, Clothing): their union
+        "hyper_num": {"type": "categorical", "choices": [4, 64]},
+        "keep_rate": {"type": "categorical", "choices": [0.2, 0.4, 0.5]},
+        "alpha": {"type": "categorical", "choices": [0.2, 0.3, 0.6]},
+        "n_hyper_layers": {"type": "categorical", "choices": [1, 2]},
+    },
+    "mmgcn": {
+        "reg_weight": {"type": "categorical", "choices": [0.0, 1e-5, 1e-4, 1e-3, 1e-2, 0.1]},
+        "learning_rate": {"type": "categorical", "choices": [1e-4, 5e-4, 1e-3, 5e-3, 1e-2]},
+    },
+    "grcn": {  # MMRec's grid also lists learning rate 1, which diverges
+        "reg_weight": {"type": "categorical", "choices": [0.1, 0.01, 1e-3, 1e-4, 1e-5]},
+        "learning_rate": {"type": "categorical", "choices": [0.1, 0.01, 1e-3, 1e-4]},
+    },
+    "slmrec": {
+        "learning_rate": {"type": "categorical", "choices": [1e-4, 1e-3, 1e-2, 0.1]},
+        "ssl_temperature": {"type": "categorical", "choices": [0.1, 0.2, 0.5, 1.0]},
+        "ssl_alpha": {"type": "categorical", "choices": [0.01, 0.05, 0.1, 0.5, 1.0]},
+    },
+    "mmgcl": {  # not in MMRec: the ranges the paper studies
+        "ssl_weight": {"type": "float", "low": 0.01, "high": 1.0, "log": True},
+        "temperature": {"type": "categorical", "choices": [0.1, 0.2, 0.5]},
+        "edge_dropout": {"type": "categorical", "choices": [0.1, 0.2, 0.3, 0.5]},
+    },
 }
 
 _KINDS = {"float": ("low", "high"), "int": ("low", "high"), "categorical": ("choices",)}

@@ -26,6 +26,10 @@ class NotFittedError(RuntimeError):
     pass
 
 
+class ColdStartError(ValueError):
+    """The model cannot score an item it never saw in training (it has no content path)."""
+
+
 class Recommender:
     """Base class. Subclasses implement ``_fit`` and ``score``.
 
@@ -106,6 +110,23 @@ class Recommender:
     def score(self, user_ids) -> torch.Tensor:
         """Scores ``[len(user_ids), n_items]`` (float32 tensor); higher is better."""
         raise NotImplementedError
+
+    def add_items(self, item_features: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Append items unseen in training, scored from their content; returns their new indices.
+
+        The extension point for cold-start items (used by ``prismrec serve``'s ``POST /items``):
+        ``item_features`` holds the same named arrays ``fit`` took, one row per new item.
+        Content models (e.g. VBPR) override it; ID-only models cannot, and raise
+        :class:`ColdStartError`.
+
+        Example:
+            >>> model.add_items({"image": new_vectors})  # doctest: +SKIP
+            array([1682, 1683])
+        """
+        raise ColdStartError(
+            f"{type(self).__name__} scores items only through embeddings learned from their interactions, "
+            "so it cannot score a new item from its content; refit it with the item, or serve a content "
+            "model such as vbpr")
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_items_"):

@@ -28,6 +28,14 @@ def bipartite_adjacency(matrix: sp.spmatrix) -> sp.csr_matrix:
     return sp.bmat([[None, matrix], [matrix.T, None]], format="csr", dtype=np.float32)
 
 
+def _degree_power(adjacency: sp.csr_matrix, power: float) -> sp.dia_matrix:
+    """``diag(d_i ** power)`` of the row sums ``d``; rows with degree 0 get 0 instead of inf."""
+    degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    scaled = np.zeros_like(degree)
+    np.power(degree, power, out=scaled, where=degree > 0)
+    return sp.diags(scaled.astype(np.float32))
+
+
 def symmetric_normalize(adjacency: sp.spmatrix) -> sp.csr_matrix:
     """``D^-1/2 A D^-1/2``; isolated nodes (degree 0) keep all-zero rows instead of NaN.
 
@@ -37,13 +45,22 @@ def symmetric_normalize(adjacency: sp.spmatrix) -> sp.csr_matrix:
         [[0.0, 1.0], [1.0, 0.0]]
     """
     adjacency = sp.csr_matrix(adjacency, dtype=np.float32)
-    degree = np.asarray(adjacency.sum(axis=1)).ravel()
-    inverse_sqrt = np.zeros_like(degree)
-    np.power(degree, -0.5, out=inverse_sqrt, where=degree > 0)
-    scaling = sp.diags(inverse_sqrt.astype(np.float32))
+    scaling = _degree_power(adjacency, -0.5)
     normalized = (scaling @ adjacency @ scaling).tocsr()
     normalized.sort_indices()
     return normalized.astype(np.float32)
+
+
+def row_normalize(adjacency: sp.spmatrix) -> sp.csr_matrix:
+    """``D^-1 A`` (rows sum to 1); empty rows stay empty.
+
+    Example:
+        >>> import scipy.sparse as sp
+        >>> row_normalize(sp.csr_matrix([[1.0, 3.0], [0.0, 0.0]])).toarray().tolist()
+        [[0.25, 0.75], [0.0, 0.0]]
+    """
+    adjacency = sp.csr_matrix(adjacency, dtype=np.float32)
+    return (_degree_power(adjacency, -1.0) @ adjacency).tocsr().astype(np.float32)
 
 
 def normalized_bipartite_adjacency(matrix: sp.spmatrix) -> sp.csr_matrix:
@@ -103,6 +120,10 @@ def _csr_times_dense(indptr, indices, data, dense, out):  # pragma: no cover - c
                 out[row, f] += value * dense[column, f]
 
 
+#: products with fewer multiply-adds (``nnz * columns``) than this run on the calling thread
+SERIAL_PRODUCT_SIZE = 2**17
+
+
 def csr_matmul(matrix: sp.csr_matrix, dense: np.ndarray) -> np.ndarray:
     """``matrix @ dense`` (float32) with a parallel compiled kernel: about 4x faster than
     scipy's single-threaded product on 2 cores; threads follow ``torch.get_num_threads()``.
@@ -113,6 +134,10 @@ def csr_matmul(matrix: sp.csr_matrix, dense: np.ndarray) -> np.ndarray:
         [[6.0], [1.0]]
     """
     dense = np.ascontiguousarray(dense, dtype=np.float32)
+    if matrix.nnz * dense.shape[1] < SERIAL_PRODUCT_SIZE:
+        # small products: waking a thread pool costs more than the work, and far more on a busy
+        # machine; scipy's product runs on the calling thread
+        return np.ascontiguousarray(matrix.astype(np.float32, copy=False) @ dense, dtype=np.float32)
     out = np.empty((matrix.shape[0], dense.shape[1]), dtype=np.float32)
     threads = torch.get_num_threads()
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from prismrec.models.base import Recommender
+from prismrec.models.base import ColdStartError, Recommender
+from prismrec.models.content import items_seen, raise_on_non_finite, warn_unscorable_cold_items
 from prismrec.models.training import Adam, TripletSampler, fitted_batch_size, minibatch_epoch, train_epochs
 
 NORMALIZATIONS = ("l2", "standard", "none")
@@ -28,9 +29,8 @@ def fuse_features(item_features, names, normalization: str = "l2") -> torch.Tens
         raise ValueError(f"feature_normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     parts = []
     for name in names:
+        raise_on_non_finite(item_features[name], f"item feature {name!r}")
         array = torch.as_tensor(np.asarray(item_features[name], dtype=np.float32))
-        if not torch.isfinite(array).all():
-            raise ValueError(f"item feature {name!r} has NaN or infinite values; fill or drop them first")
         if normalization == "l2":
             array = array / array.norm(dim=1, keepdim=True).clamp(min=1e-12)
         elif normalization == "standard":
@@ -44,7 +44,10 @@ class VBPR(Recommender):
 
     Published scoring state: ``user_factors_``, ``user_visual_factors_`` (θ_u),
     ``item_factors_``, ``item_visual_embeddings_`` (``Eᵀ f_i``) and ``item_bias_``
-    (``β_i + β'·f_i``), so a saved model scores without the raw features.
+    (``β_i + β'·f_i``), so a saved model scores without the raw features. It also keeps
+    ``feature_projection_`` (E) and ``feature_bias_weights_`` (β'), plus the training
+    features' column centre and scale under ``standard`` normalisation, so
+    :meth:`add_items` can score items that arrive after training from their features alone.
 
     Example:
         >>> model = VBPR(feature_names=("image",), factors=32, visual_factors=32)  # doctest: +SKIP
@@ -86,6 +89,10 @@ class VBPR(Recommender):
 
     def _fit(self, train, valid, item_features, progress) -> None:
         features = fuse_features(item_features, self.feature_names, self.feature_normalization)
+        seen = items_seen(train)
+        warn_unscorable_cold_items("VBPR", seen, {name: np.asarray(item_features[name]) for name in self.feature_names})
+        seen = torch.from_numpy(seen)
+        self._remember_scaling(item_features)
         modules = getattr(self, "_item_feature_modules", None)
         if modules:  # end to end: trainable encoders recompute the batch's item features each step
             from prismrec.adapt.end2end import TrainableItemFeatures
@@ -112,7 +119,7 @@ class VBPR(Recommender):
             users, positives, negatives = (torch.from_numpy(a) for a in sampler.sample(len(train)))
             loss = minibatch_epoch(optimizer, lambda *batch: self._batch_loss(params, features, *batch),
                                    users, positives, negatives, batch_size)
-            self._publish(params, features)
+            self._publish(params, features, seen)
             return loss
 
         train_epochs(self, train, valid, run_epoch, epochs=self.epochs, metric=self.early_stopping_metric,
@@ -138,13 +145,54 @@ class VBPR(Recommender):
         return -torch.nn.functional.logsigmoid(x).mean() + 0.5 * penalty / len(users)
 
     @torch.no_grad()
-    def _publish(self, params, features: torch.Tensor) -> None:
+    def _publish(self, params, features: torch.Tensor, seen: torch.Tensor) -> None:
+        """Scoring tensors; items never seen in training keep only their content terms (their
+        latent factors and bias were only ever pushed down as negatives)."""
         features = features if isinstance(features, torch.Tensor) else features.full()
         self.user_factors_ = params["user"].detach().clone()
         self.user_visual_factors_ = params["user_visual"].detach().clone()
-        self.item_factors_ = params["item"].detach().clone()
+        self.item_factors_ = params["item"].detach() * seen.unsqueeze(1)
         self.item_visual_embeddings_ = features @ params["projection"].detach()
-        self.item_bias_ = params["bias"].detach() + (features @ params["visual_bias"].detach()).squeeze(1)
+        self.item_bias_ = params["bias"].detach() * seen + (features @ params["visual_bias"].detach()).squeeze(1)
+        self.feature_projection_ = params["projection"].detach().clone()
+        self.feature_bias_weights_ = params["visual_bias"].detach().squeeze(1).clone()
+
+    def _remember_scaling(self, item_features) -> None:
+        """Column centre and scale of the raw training features (``standard`` normalisation only)."""
+        self.feature_center_ = self.feature_scale_ = None
+        if self.feature_normalization == "standard":
+            raw = fuse_features(item_features, self.feature_names, "none")
+            self.feature_center_, self.feature_scale_ = raw.mean(0), raw.std(0, correction=0).clamp(min=1e-12)
+
+    @torch.no_grad()
+    def add_items(self, item_features) -> np.ndarray:
+        """Append cold items: ``γ_i = 0`` (no interactions yet), ``Eᵀf_i`` and ``β'·f_i`` from features.
+
+        Example:
+            >>> model.add_items({"image": np.ones((2, 512), np.float32)})  # doctest: +SKIP
+            array([1682, 1683])
+        """
+        self._check_fitted()
+        if getattr(self, "feature_projection_", None) is None:
+            raise ColdStartError("this VBPR was saved without feature_projection_ (an older PrismRec); "
+                                 "refit it to score new items from their features")
+        missing = [name for name in self.feature_names if name not in item_features]
+        if missing:
+            raise ValueError(f"VBPR.add_items needs the feature arrays {missing}; got {sorted(item_features)}")
+        if self.feature_normalization == "standard":
+            features = (fuse_features(item_features, self.feature_names, "none") - self.feature_center_) \
+                / self.feature_scale_
+        else:
+            features = fuse_features(item_features, self.feature_names, self.feature_normalization)
+        if features.shape[1] != self.feature_projection_.shape[0]:
+            raise ValueError(f"VBPR.add_items: the features have {features.shape[1]} columns in all, but the "
+                             f"model was fitted on {self.feature_projection_.shape[0]}")
+        start, count = self.n_items_, features.shape[0]
+        self.item_factors_ = torch.cat([self.item_factors_, torch.zeros(count, self.item_factors_.shape[1])])
+        self.item_visual_embeddings_ = torch.cat([self.item_visual_embeddings_, features @ self.feature_projection_])
+        self.item_bias_ = torch.cat([self.item_bias_, features @ self.feature_bias_weights_])
+        self.n_items_ = start + count
+        return np.arange(start, start + count)
 
     def score(self, user_ids) -> torch.Tensor:
         self._check_fitted()

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from prismrec.data.splits import per_user_ratio
+from cold_twin import assert_cold_twin_ranks_high, cold_twin_data
+from prismrec.data.splits import cold_start_items, per_user_ratio
 from prismrec.evaluation.evaluator import Evaluator
 from prismrec.models import NotFittedError, Recommender, available_models, create_model, get_model_class, register
 from conftest import block_of_items, make_checkerboard
@@ -23,12 +24,31 @@ CONTRACT_PARAMS = {
     "bpr": {"factors": 16, "epochs": 40, "learning_rate": 0.05, "patience": 10},
     "lightgcn": {"embedding_size": 16, "n_layers": 2, "epochs": 40, "learning_rate": 0.05, "patience": 10},
     "vbpr": {"factors": 8, "visual_factors": 8, "epochs": 40, "learning_rate": 0.05, "patience": 10},
+    "freedom": {"embedding_size": 16, "knn_k": 5, "epochs": 30, "learning_rate": 0.02, "patience": 10},
+    "bm3": {"embedding_size": 16, "epochs": 30, "learning_rate": 0.02, "patience": 10},
+    "lgmrec": {"embedding_size": 16, "epochs": 30, "learning_rate": 0.02, "patience": 10},
+    "grcn": {"embedding_size": 16, "latent_size": 8, "epochs": 30, "learning_rate": 0.02, "patience": 10},
+    "slmrec": {"embedding_size": 16, "n_layers": 2, "epochs": 30, "learning_rate": 0.02, "patience": 10},
+    "mmgcl": {"embedding_size": 16, "epochs": 30, "learning_rate": 0.02, "patience": 10},
+    "mmgcn": {"embedding_size": 16, "latent_size": 16, "epochs": 30, "learning_rate": 0.02, "patience": 10},
+    "mgcn": {"embedding_size": 16, "knn_k": 5, "epochs": 30, "learning_rate": 0.02, "patience": 10},
+    "lattice": {"embedding_size": 16, "feature_embedding_size": 8, "knn_k": 5, "epochs": 30, "learning_rate": 0.02,
+                "patience": 10},
+    "foundation": {"preset": "tiny", "epochs": 8, "learning_rate": 0.01, "batch_size": 32, "n_clusters": 2,
+                   "leaf_size": 8, "beam_size": 0, "validation_users": 0, "tokenizer_vocab": 100,
+                   "dropout": 0.0, "patience": 8},
+    "sasrec": {"hidden_size": 16, "epochs": 40, "learning_rate": 0.01, "batch_size": 16, "max_length": 10,
+               "dropout": 0.1, "patience": 10},
 }
 #: models whose ranking is not collaborative: exempt from the own-block assertion
 NOT_PERSONALISED = {"mostpop"}
 
 ALL_MODELS = available_models()
 _FITTED: dict[str, Recommender] = {}
+#: content models whose scores are sums over a sparse item graph (most items score 0 for a user)
+SPARSE_SCORES = {"itemknn_cbf"}
+#: models that read item content (they declare feature arrays)
+CONTENT_MODELS = [name for name in ALL_MODELS if create_model(name).required_features_for_fit()]
 
 
 def informative_features(n_items: int = N_ITEMS, dim: int = 8, seed: int = 1) -> np.ndarray:
@@ -126,7 +146,11 @@ def test_early_stopping_keeps_the_best_validated_state(name, split):
     assert model.best_epoch_ == epochs[int(np.argmax(values))]
     metric = model.get_params()["early_stopping_metric"]
     name_, _, k = metric.partition("@")
+    if hasattr(model, "use_history"):  # sequential models validate from the training history only
+        model.use_history(split.train)
     again = Evaluator(ks=(int(k),), metrics=(name_,)).evaluate(model, split.valid, exclude=split.train)
+    if hasattr(model, "use_history"):
+        model.use_history(split.train, split.valid)  # back to the test-time history
     assert again[metric] == pytest.approx(max(values))
 
 
@@ -165,3 +189,104 @@ def test_registry_rejects_duplicates_and_unknown_names():
     with pytest.raises(TypeError, match="expected a Recommender subclass"):
         register("not-a-model", dict)
     assert {"mostpop", "bpr", "lightgcn", "vbpr"} <= set(ALL_MODELS)
+
+
+def modality_variants(names, features: np.ndarray) -> dict[str, np.ndarray]:
+    """One array per name with the same block structure (reversed columns, then shifted)."""
+    return {name: (features[:, ::-1] if i % 2 else features) + 0.1 * (i // 2) for i, name in enumerate(names)}
+
+
+@pytest.mark.parametrize("name", CONTENT_MODELS)
+def test_cold_item_with_the_content_of_a_popular_item_ranks_high(name):
+    """The item never occurs in training; only its content (a popular item's) can place it."""
+    train, features, cold, _ = cold_twin_data()
+    model = build(name)
+    model.fit(train, item_features=modality_variants(model.required_features_for_fit(), features))
+    assert_cold_twin_ranks_high(model, train, cold)
+
+
+@pytest.mark.parametrize("name", CONTENT_MODELS)
+def test_cold_start_item_split_ranks_cold_items_by_content(name):
+    """On a cold-start item split, each test user's best cold items are of the user's own block."""
+    split = cold_start_items(make_checkerboard(N_USERS, N_ITEMS), cold_fraction=0.3, seed=0)
+    model = build(name)
+    model.fit(split.train, split.valid, item_features=features_for(model))
+    users = split.test.active_users()
+    cold = torch.from_numpy(split.cold_items)
+    best = cold[model.score(users)[:, cold].topk(2, dim=1).indices]
+    own_block = torch.from_numpy(block_of_items(N_ITEMS))[best] == torch.from_numpy(users >= N_USERS // 2)[:, None]
+    assert torch.isfinite(model.score(users)).all()
+    assert own_block.float().mean() >= 0.9, f"{name}: best cold items {best.tolist()} for users {users.tolist()}"
+
+
+@pytest.mark.parametrize("name", CONTENT_MODELS)
+def test_cold_items_without_any_content_are_counted_in_a_warning(name):
+    from prismrec.models.content import ContentNotice
+
+    split = cold_start_items(make_checkerboard(N_USERS, N_ITEMS), cold_fraction=0.3, seed=0)
+    model = build(name, **({"epochs": 1} if "epochs" in model_params(name) else {}))
+    features = features_for(model)
+    blank = split.cold_items[:2]
+    features = {key: value.copy() for key, value in features.items()}
+    for value in features.values():
+        value[blank] = 0.0  # no poster, no plot: nothing to score these items from
+    with pytest.warns(ContentNotice, match=rf"2 items never seen in training have no content .*first: item {blank.min()}"):
+        model.fit(split.train, item_features=features)
+    assert torch.isfinite(model.score(np.arange(N_USERS))).all()
+
+
+def model_params(name: str) -> list[str]:
+    return list(create_model(name).get_params())
+
+
+@pytest.mark.parametrize("name", CONTENT_MODELS)
+def test_bad_feature_arrays_raise_errors_naming_the_feature(name, split):
+    model = build(name)
+    features = features_for(model)
+    first = model.required_features_for_fit()[0]
+    wrong_rows = rf"'{first}' must be \[n_items={N_ITEMS}, d\], got shape \({N_ITEMS - 1}, 8\)"
+    with pytest.raises(ValueError, match=wrong_rows):
+        build(name).fit(split.train, item_features={**features, first: features[first][1:]})
+    broken = features[first].copy()
+    broken[[3, 7], 1] = np.nan
+    not_finite = rf"'{first}' has NaN or infinite values in 2 of {N_ITEMS} rows \(first: row 3\)"
+    with pytest.raises(ValueError, match=not_finite):
+        build(name).fit(split.train, item_features={**features, first: broken})
+    with pytest.raises(ValueError, match=rf"needs the item feature array '{first}'"):
+        build(name).fit(split.train, item_features={k: v for k, v in features.items() if k != first})
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_every_model_declares_a_valid_search_space(name):
+    from prismrec.search_spaces import search_space
+
+    space = search_space(name, get_model_class(name))  # raises on names the model does not accept
+    for parameter, spec in space.items():
+        trial_value = spec["choices"][0] if spec["type"] == "categorical" else spec["low"]
+        build(name, **{parameter: trial_value})  # every value is accepted by __init__
+
+
+@pytest.mark.parametrize("name", CONTENT_MODELS)
+def test_add_items_scores_new_items_from_their_content(name, split, tmp_path):
+    """Copies of a popular item of each block, added after training (and after save/load), rank
+    above the other block's items for the users of their block."""
+    fitted(name, split).save(tmp_path / name)
+    model = Recommender.load(tmp_path / name)
+    features = features_for(model)
+    popularity, blocks = split.train.item_popularity(), block_of_items(N_ITEMS)
+    copies = [int(np.argmax(np.where(blocks == block, popularity, -1))) for block in (0, 1)]
+    assert model.add_items({key: value[copies] for key, value in features.items()}).tolist() == [N_ITEMS, N_ITEMS + 1]
+    scores = model.score(np.arange(N_USERS))
+    assert scores.shape == (N_USERS, N_ITEMS + 2) and torch.isfinite(scores).all()
+    if name in SPARSE_SCORES:  # a copy joins exactly the graph rows its original is in: the same column
+        torch.testing.assert_close(scores[:, N_ITEMS:], scores[:, copies])
+    else:
+        half = N_USERS // 2
+        other_best = [scores[:half, N_ITEMS // 2:N_ITEMS].max(1).values, scores[half:, :N_ITEMS // 2].max(1).values]
+        assert (scores[:half, N_ITEMS] > other_best[0]).float().mean() >= 0.9
+        assert (scores[half:, N_ITEMS + 1] > other_best[1]).float().mean() >= 0.9
+    first = model.required_features_for_fit()[0]
+    with pytest.raises(ValueError, match=rf"add_items needs the feature arrays \['{first}'\]"):
+        model.add_items({key: value[:1] for key, value in features.items() if key != first})
+    with pytest.raises(ValueError, match="columns"):
+        model.add_items({key: value[:1, :5] for key, value in features.items()})

@@ -90,12 +90,14 @@ def test_propagated_rows_equal_the_full_propagation_and_its_gradient():
         torch.testing.assert_close(ours.grad, reference.grad, rtol=1e-5, atol=1e-6)
 
 
-def test_parallel_csr_matmul_matches_scipy():
-    from prismrec.models.graph import csr_matmul
+def test_parallel_and_serial_csr_matmul_match_scipy():
+    from prismrec.models.graph import SERIAL_PRODUCT_SIZE, csr_matmul
 
     matrix = sp.random(300, 200, density=0.05, format="csr", dtype=np.float32, random_state=3)
-    dense = np.random.default_rng(3).random((200, 17), dtype=np.float32)
-    np.testing.assert_allclose(csr_matmul(matrix, dense), matrix @ dense, rtol=1e-5, atol=1e-6)
+    for columns in (17, 64):  # 3,000 x 17 multiply-adds run serially, 3,000 x 64 in parallel
+        assert (matrix.nnz * columns < SERIAL_PRODUCT_SIZE) == (columns == 17)
+        dense = np.random.default_rng(3).random((200, columns), dtype=np.float32)
+        np.testing.assert_allclose(csr_matmul(matrix, dense), matrix @ dense, rtol=1e-5, atol=1e-6)
 
 
 def test_threads_one_holds_after_the_parallel_kernel():
@@ -104,8 +106,9 @@ def test_threads_one_holds_after_the_parallel_kernel():
 
     code = ("import torch, numpy as np, scipy.sparse as sp\n"
             "torch.set_num_threads(1)\n"
-            "from prismrec.models.graph import csr_matmul\n"
-            "csr_matmul(sp.random(50, 50, density=0.1, format='csr', dtype=np.float32), np.ones((50, 4), np.float32))\n"
+            "from prismrec.models.graph import csr_matmul\n"  # 16,000 x 16 multiply-adds: the parallel kernel
+            "matrix = sp.random(400, 400, density=0.1, format='csr', dtype=np.float32)\n"
+            "csr_matmul(matrix, np.ones((400, 16), np.float32))\n"
             "print(torch.get_num_threads())\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "1", out.stderr

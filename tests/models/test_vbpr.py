@@ -52,6 +52,7 @@ def test_saved_model_holds_projected_scoring_tensors_only(checkerboard, tmp_path
     assert {name: tuple(t.shape) for name, t in tensors.items()} == {
         "user_factors_": (60, 4), "user_visual_factors_": (60, 3), "item_factors_": (40, 4),
         "item_visual_embeddings_": (40, 3), "item_bias_": (40,),
+        "feature_projection_": (6, 3), "feature_bias_weights_": (6,),  # E and β', for add_items
     }
     loaded = VBPR.load(tmp_path / "vbpr")  # scores without any item features
     assert torch.equal(loaded.score(np.arange(60)), model.score(np.arange(60)))
@@ -71,3 +72,23 @@ def test_cold_item_is_ranked_by_its_features(checkerboard):
     beaten = (scores[:, [0]] > scores[:, block1_items]).float().mean(1)  # share of block-1 items below item 0
     assert beaten[:30].mean() > 0.9  # block-0 users: the cold item sits above the other block
     assert beaten[30:].max() < 0.1  # block-1 users: it stays below their own block
+
+
+@pytest.mark.parametrize("normalization", ["l2", "standard"])
+def test_add_items_scores_a_new_item_from_its_features_alone(checkerboard, normalization):
+    """A new item carrying item 3's features gets item 3's visual row, no latent part, and β'·f."""
+    features = block_features()
+    model = VBPR(factors=4, visual_factors=3, epochs=3, feature_normalization=normalization)
+    model.fit(checkerboard, item_features={"image": features})
+    before = model.score(np.arange(60))
+    new = model.add_items({"image": features[[3, 30]]})
+    assert new.tolist() == [40, 41] and model.n_items_ == 42
+    torch.testing.assert_close(model.item_visual_embeddings_[40], model.item_visual_embeddings_[3])
+    assert not model.item_factors_[40:].any()
+    after = model.score(np.arange(60))
+    torch.testing.assert_close(after[:, :40], before)
+    fused = fuse_features({"image": features}, ("image",), normalization)
+    expected = model.user_visual_factors_ @ model.item_visual_embeddings_[3] + fused[3] @ model.feature_bias_weights_
+    torch.testing.assert_close(after[:, 40], expected)
+    with pytest.raises(ValueError, match=r"needs the feature arrays \['image'\]"):
+        model.add_items({"text": features[:1]})

@@ -1,0 +1,83 @@
+"""How graph building and an epoch grow with the catalogue: FREEDOM and LATTICE (and any
+registered content model) on synthetic data with 512-d image and 384-d text features.
+
+For each item count N the data has N users, ``10 N`` interactions (Zipf-skewed items) and
+random features. The kNN graphs are built once and timed (they are cached in a temporary
+folder, keyed by features and parameters); then one epoch is timed with the cache warm, so
+the epoch figure excludes FREEDOM's frozen graphs but includes LATTICE's per-epoch learned
+graph, as the models require. Peak RSS is the process's maximum so far.
+
+Example (the 10k point takes about a minute on one thread; 40k and 100k take much longer):
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 PYTHONPATH=. python bench/graph_models_scale.py --items 10000
+    PYTHONPATH=. python bench/graph_models_scale.py --items 10000 40000 100000 --models freedom lattice
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+
+from prismrec.data import IdMap, Interactions
+from prismrec.models import create_model
+from prismrec.models.content import item_content_graph
+
+
+def synthetic(n_items: int, seed: int = 0):
+    """``(train, features)``: n_items users and items, 10 interactions per item on average."""
+    rng = np.random.default_rng(seed)
+    n_interactions = 10 * n_items
+    users = rng.integers(0, n_items, n_interactions)
+    items = (rng.zipf(1.2, n_interactions) + rng.integers(0, n_items, n_interactions)) % n_items
+    frame = pd.DataFrame({"user": users.astype(str), "item": items.astype(str)}).drop_duplicates()
+    ids = IdMap([str(i) for i in range(n_items)])
+    train = Interactions.from_frame(frame, users=ids, items=IdMap([str(i) for i in range(n_items)]))
+    features = {"image": rng.normal(size=(n_items, 512)).astype(np.float32),
+                "text": rng.normal(size=(n_items, 384)).astype(np.float32)}
+    return train, features
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def measure(model_name: str, n_items: int, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    train, features = synthetic(n_items)
+    with tempfile.TemporaryDirectory() as cache:
+        start = time.perf_counter()
+        for array in features.values():  # the frozen graphs FREEDOM and LATTICE use
+            item_content_graph(array, k=10, binary=model_name == "freedom", cache_dir=cache)
+        graph_seconds = time.perf_counter() - start
+        model = create_model(model_name, {"epochs": 1, "graph_cache_dir": cache})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            start = time.perf_counter()
+            model.fit(train, item_features=features)
+        epoch_seconds = time.perf_counter() - start
+    return {"model": model_name, "items": n_items, "interactions": len(train), "graph_s": graph_seconds,
+            "epoch_s": epoch_seconds, "peak_rss_gb": peak_rss_gb()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, nargs="+", default=[10_000])
+    parser.add_argument("--models", nargs="+", default=["freedom", "lattice"])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    print("| model | items | interactions | graph build (s) | epoch (s) | peak RSS (GB) |")
+    print("|---|---|---|---|---|---|")
+    for n_items in args.items:
+        for model_name in args.models:
+            row = measure(model_name, n_items, args.threads)
+            print(f"| {row['model']} | {row['items']:,} | {row['interactions']:,} | {row['graph_s']:.1f} | "
+                  f"{row['epoch_s']:.1f} | {row['peak_rss_gb']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
