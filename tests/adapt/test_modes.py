@@ -100,6 +100,7 @@ def test_clip_features_fine_tune_with_lora_and_train_the_text_tower_end_to_end(t
     dataset = load_data(config)
     computed = compute_features(config, dataset, progress=False)
     tuned = computed.info["clip_tuned"]["encoder"]
+    assert tuned.startswith(f"align:{config.feature_cache}")  # in the store, never inside the CLIP folder
     meta = yaml.safe_load((Path(tuned.partition(":")[2]) / "checkpoint" / "alignment.json").read_text())
     assert meta["config"]["text_encoder"] == f"clip-text:{tiny_clip}" and meta["config"]["adaptation"]["adaptation"] == "lora"
     assert computed.arrays["clip_tuned"].shape == (30, 4)
@@ -140,8 +141,8 @@ def test_prismrec_align_trains_an_adapter_from_the_command_line(tiny_bert, tmp_p
     config = write_own_catalogue(tmp_path, with_images=True)
     args = ["align", "--config", str(config), "--out", str(tmp_path / "align"), "--epochs", "1", "--batch-size", "8",
             "--text-encoder", f"text:{tiny_bert}", "--image-encoder", "test-adapt-png", "--template", "{title}",
-            "--shared-dim", "4", "--adaptation", "adapter", "--adaptation-option", "max_seq_length=16",
-            "--adaptation-option", "adapter_bottleneck=4", "--no-progress"]
+            "--shared-dim", "4", "--adaptation", "adapter", "--adapt", "max_seq_length=16",
+            "--adapt", "adapter_bottleneck=4", "--no-progress"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert f"adapted-text:{tmp_path / 'align'}" in result.output
