@@ -69,6 +69,15 @@ SEARCH_SPACES: dict[str, dict[str, dict]] = {
         "temperature": {"type": "categorical", "choices": [0.1, 0.2, 0.5]},
         "edge_dropout": {"type": "categorical", "choices": [0.1, 0.2, 0.3, 0.5]},
     },
+    "sasrec": {
+        "hidden_size": {"type": "categorical", "choices": [32, 64, 128]},
+        "dropout": {"type": "float", "low": 0.1, "high": 0.5},
+        "learning_rate": {"type": "float", "low": 1e-4, "high": 5e-3, "log": True},
+    },
+    "foundation": {
+        "learning_rate": {"type": "float", "low": 1e-4, "high": 5e-3, "log": True},
+        "adapter_reduction": {"type": "categorical", "choices": [4, 8, 16]},
+    },
 }
 
 _KINDS = {"float": ("low", "high"), "int": ("low", "high"), "categorical": ("choices",)}

@@ -35,6 +35,9 @@ def block_rows_for(n_items: int, block_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
 
 
 KNN_BACKENDS = ("auto", "numpy", "faiss")
+#: ``auto`` uses faiss from this many multiply-adds (n_items² · d) on: below it numpy is as fast,
+#: and starting faiss's OpenMP pool next to numba's and torch's makes a busy machine spin
+FAISS_MIN_FLOPS = 2**31
 
 
 def knn_graph(features: np.ndarray, k: int, *, shrink: float = 0.0, include_self: bool = True,
@@ -63,7 +66,8 @@ def knn_graph(features: np.ndarray, k: int, *, shrink: float = 0.0, include_self
     k_eff = min(k, int(has_content.sum()) - (0 if include_self else 1))
     if k_eff <= 0:
         return sp.csr_matrix((n_items, n_items), dtype=np.float32)
-    if backend == "faiss" or (backend == "auto" and shrink == 0 and _faiss() is not None):
+    large = int(has_content.sum()) ** 2 * features.shape[1] >= FAISS_MIN_FLOPS
+    if backend == "faiss" or (backend == "auto" and shrink == 0 and large and _faiss() is not None):
         rows, columns, values = _faiss_entries(unit, has_content, k_eff, include_self)
     else:
         rows, columns, values = _numpy_entries(unit, norms, has_content, k_eff, shrink, include_self, block_bytes)
@@ -105,10 +109,14 @@ def _faiss_entries(unit, has_content, k, include_self):
         raise ImportError("knn backend 'faiss' needs the faiss-cpu package")
     present = np.flatnonzero(has_content)
     vectors = np.ascontiguousarray(unit[present])
-    work = len(present) ** 2 * unit.shape[1]
-    faiss.omp_set_num_threads(1 if work < SERIAL_BLOCK_FLOPS else torch.get_num_threads())
-    similarity, neighbours = faiss.knn(vectors, vectors, k + (0 if include_self else 1),
-                                       metric=faiss.METRIC_INNER_PRODUCT)
+    threads = torch.get_num_threads()
+    faiss.omp_set_num_threads(1 if len(present) ** 2 * unit.shape[1] < SERIAL_BLOCK_FLOPS else threads)
+    try:
+        similarity, neighbours = faiss.knn(vectors, vectors, k + (0 if include_self else 1),
+                                           metric=faiss.METRIC_INNER_PRODUCT)
+    finally:  # faiss and torch may share one OpenMP runtime: give torch back its count
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
     if not include_self:  # drop the row's own entry (or, if a tie hid it, the last one)
         own = neighbours == np.arange(len(present))[:, None]
         own[~own.any(1), -1] = True

@@ -19,6 +19,7 @@ from prismrec.models.graph import (
     propagated_rows,
     to_torch_sparse_csr,
 )
+from prismrec.models.module_training import threads_for
 from prismrec.models.training import Adam, TripletSampler, fitted_batch_size, minibatch_epoch, train_epochs
 
 
@@ -62,8 +63,9 @@ class LightGCN(Recommender):
             self._publish(adjacency, embeddings.detach(), n_users)
             return loss
 
-        train_epochs(self, train, valid, run_epoch, epochs=self.epochs, metric=self.early_stopping_metric,
-                     patience=self.patience, every=self.eval_every, progress=progress)
+        with threads_for(train.n_users + train.n_items):  # small graphs: one thread (see threads_for)
+            train_epochs(self, train, valid, run_epoch, epochs=self.epochs, metric=self.early_stopping_metric,
+                         patience=self.patience, every=self.eval_every, progress=progress)
 
     def _batch_loss(self, adjacency, embeddings, users, positives, negatives) -> torch.Tensor:
         """Mean BPR loss of the batch plus ``reg/2 * ||layer-0 rows||² / batch``."""

@@ -12,6 +12,7 @@ import torch
 
 from prismrec.models.base import ColdStartError, Recommender
 from prismrec.models.content import items_seen, raise_on_non_finite, warn_unscorable_cold_items
+from prismrec.models.module_training import threads_for
 from prismrec.models.training import Adam, TripletSampler, fitted_batch_size, minibatch_epoch, train_epochs
 
 NORMALIZATIONS = ("l2", "standard", "none")
@@ -122,8 +123,9 @@ class VBPR(Recommender):
             self._publish(params, features, seen)
             return loss
 
-        train_epochs(self, train, valid, run_epoch, epochs=self.epochs, metric=self.early_stopping_metric,
-                     patience=self.patience, every=self.eval_every, progress=progress)
+        with threads_for(train.n_users + train.n_items):  # small graphs: one thread (see threads_for)
+            train_epochs(self, train, valid, run_epoch, epochs=self.epochs, metric=self.early_stopping_metric,
+                         patience=self.patience, every=self.eval_every, progress=progress)
 
     def _batch_loss(self, params, features, users, positives, negatives) -> torch.Tensor:
         """Mean ``-ln σ(x_uij)`` plus L2 terms (summed over the batch's rows, divided by the batch)."""

@@ -86,10 +86,31 @@ def factor_view(model) -> FactorView:
     if hasattr(model, "serving_factors"):
         return model.serving_factors()
     build = _views().get(type(model))
-    if build is None:
+    if build is not None:
+        return build(model)
+    view = _published_embeddings(model)
+    if view is None:
         raise TypeError(f"{type(model).__name__} has no inner-product form for serving; give it a "
                         "serving_factors() method returning prismrec.serving.factors.FactorView")
-    return build(model)
+    return view
+
+
+def _published_embeddings(model) -> FactorView | None:
+    """``user_embeddings_ @ item_embeddings_.T`` (the graph models' published state), if it is the score.
+
+    Checked against ``model.score`` on a few users, so a model whose score adds other terms
+    is refused rather than served wrongly.
+    """
+    users, items = getattr(model, "user_embeddings_", None), getattr(model, "item_embeddings_", None)
+    if not (isinstance(users, torch.Tensor) and isinstance(items, torch.Tensor)
+            and users.ndim == items.ndim == 2 and users.shape[1] == items.shape[1]):
+        return None
+    view = FactorView(users.float().contiguous(), items.float().contiguous())
+    sample = list(range(min(8, users.shape[0])))
+    expected = model.score(sample).float()
+    if not torch.allclose(view.user_vectors[sample] @ view.item_vectors.T, expected, rtol=1e-4, atol=1e-4):
+        return None
+    return view
 
 
 class FoldIn:

@@ -66,25 +66,25 @@ def test_exact_index_matches_brute_force_and_skips_excluded_items():
 
 def test_hnsw_recall_at_10_against_exact_and_incremental_adds():
     generator = torch.Generator().manual_seed(0)
-    items = torch.randn(20_000, 32, generator=generator)
+    items = torch.randn(10_000, 32, generator=generator)
     queries = torch.randn(200, 32, generator=generator)
     assert make_index(items[:100], ann_threshold=1000).kind == "exact"
-    index = make_index(items[:15_000], ann_threshold=10_000)
+    index = make_index(items[:7_500], ann_threshold=5_000)
     assert isinstance(index, HnswIndex)
-    index.add(items[15_000:])
-    assert len(index) == 20_000
-    exclude = [set(range(q, 20_000, 2_000)) for q in range(200)]
+    index.add(items[7_500:])
+    assert len(index) == 10_000
+    exclude = [set(range(q, 10_000, 1_000)) for q in range(200)]
     approximate = index.search(queries, 10, exclude)[0]
     exact = ExactIndex(items).search(queries, 10, exclude)[0]
     recall = recall_at_k(approximate, exact)
     assert recall >= 0.95, recall
     assert not any(set(row) & skip for row, skip in zip(approximate.tolist(), exclude))
-    late = index.search(items[19_999:] * 10, 1)[0]  # an added item is findable
-    assert late.tolist() == [[19_999]]
+    late = index.search(items[9_999:] * 10, 1)[0]  # an added item is findable
+    assert late.tolist() == [[9_999]]
 
 
 def test_hnsw_graph_is_cached_for_the_same_vectors(tmp_path):
-    items = torch.randn(2_000, 8, generator=torch.Generator().manual_seed(1))
+    items = torch.randn(1_000, 8, generator=torch.Generator().manual_seed(1))
     first = HnswIndex(items, cache_dir=tmp_path)
     [cached] = tmp_path.glob("hnsw-*.faiss")
     again = HnswIndex(items, cache_dir=tmp_path)  # read, not rebuilt
