@@ -127,7 +127,7 @@ def align(
     seed: int = typer.Option(0),
     adaptation: str = typer.Option("none", help="Also train the text tower's top: none, lora, adapter, prompt "
                                                 "or full (a BERT-style text:... tower)."),
-    adaptation_option: list[str] = typer.Option([], "--adaptation-option",
+    adaptation_option: list[str] = typer.Option([], "--adapt",
                                                 help="key=value of prismrec.adapt.AdaptationConfig, e.g. "
                                                      "trainable_layers=1, max_seq_length=128, lora_rank=8."),
     resume: bool = typer.Option(True, help="Continue from the last checkpoint in --out."),
@@ -148,7 +148,7 @@ def align(
         image_encoder=image_encoder, text_template=template, objective=objective, shared_dim=shared_dim,
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, output_dir=out,
         feature_store=store, resume=resume, progress=_progress(progress), adaptation=adaptation,
-        adaptation_options=_parse_options(adaptation_option, "--adaptation-option"))
+        adaptation_options=_parse_options(adaptation_option, "--adapt"))
     out_console.print(report.to_markdown(), highlight=False, markup=False)
     console.print(f"checkpoint: {out}; use it as encoder spec align:{out}" +
                   (f" (or adapted-text:{out} for the adapted text tower alone)" if adaptation != "none" else ""))

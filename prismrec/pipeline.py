@@ -142,7 +142,7 @@ def prepare_aligned_encoder(config: ExperimentConfig, name: str, dataset: Datase
     train, prefix, _ = run
     from prismrec.encoders.align_train import train_alignment
 
-    folder = spec.encoder.partition(":")[2] if prefix == "align" else ""
+    folder = spec.encoder.partition(":")[2] if spec.encoder.startswith("align:") else ""  # else: in the store
     if not folder:
         digest = hashlib.sha256(json.dumps({"data": repr(dataset), "source": dataset.catalog.source if
                                             dataset.catalog else "", "train": train},

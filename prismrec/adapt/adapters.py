@@ -20,6 +20,7 @@ Only the trainable tensors are ever saved (:meth:`SplitTextTower.trainable_state
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -131,12 +132,16 @@ def apply_adaptation(tower: SplitTextTower, config: AdaptationConfig, *, seed: i
         if config.adaptation == "lora":
             from peft import LoraConfig, inject_adapter_in_model
 
+            targets = ["q_proj", "v_proj"] if tower.causal else ["query", "value"]  # CLIP's names, BERT's names
             inject_adapter_in_model(LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha,
-                                               lora_dropout=config.lora_dropout, target_modules=["query", "value"]),
+                                               lora_dropout=config.lora_dropout, target_modules=targets),
                                     _TopLayers(tower.top_layers, tower.config))
         elif config.adaptation == "adapter":
             for layer in tower.top_layers:
-                layer.output.dense = BottleneckAdapter(layer.output.dense, config.adapter_bottleneck)
+                if tower.causal:  # CLIP: after the feed-forward's output projection
+                    layer.mlp.fc2 = BottleneckAdapter(layer.mlp.fc2, config.adapter_bottleneck)
+                else:
+                    layer.output.dense = BottleneckAdapter(layer.output.dense, config.adapter_bottleneck)
         elif config.adaptation == "prompt":
             from peft import PromptTuningConfig
             from peft.tuners.prompt_tuning import PromptEmbedding
@@ -154,11 +159,13 @@ def apply_adaptation(tower: SplitTextTower, config: AdaptationConfig, *, seed: i
 def build_tower(model_folder, config: AdaptationConfig, *, seed: int = 0, n_layers: int | None = None) -> SplitTextTower:
     """Load the tower cut for ``config`` and adapt it (``n_layers``: the depth, when known)."""
     if n_layers is None:
-        from prismrec.adapt.text_tower import read_sentence_transformer_folder
+        from prismrec.adapt.text_tower import is_clip_folder, read_sentence_transformer_folder
         from transformers import AutoConfig
 
-        transformer, _ = read_sentence_transformer_folder(model_folder)
-        n_layers = int(AutoConfig.from_pretrained(str(transformer), local_files_only=True).num_hidden_layers)
+        clip = is_clip_folder(model_folder)
+        transformer = Path(model_folder) if clip else read_sentence_transformer_folder(model_folder)[0]
+        model_config = AutoConfig.from_pretrained(str(transformer), local_files_only=True)
+        n_layers = int((model_config.text_config if clip else model_config).num_hidden_layers)
     tower = SplitTextTower.from_folder(model_folder, frozen_layers=config.frozen_layers(n_layers),
                                        max_seq_length=config.max_seq_length)
     return apply_adaptation(tower, config, seed=seed)

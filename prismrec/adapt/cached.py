@@ -18,12 +18,19 @@ from prismrec.adapt.text_tower import LowerLayerEncoder, SplitTextTower
 from prismrec.encoders.text import SentenceTransformerEncoder
 
 
-def require_sentence_transformer(encoder, what: str) -> SentenceTransformerEncoder:
-    """``encoder`` when it is a local BERT-style text tower; otherwise a clear error."""
-    if not isinstance(encoder, SentenceTransformerEncoder):
-        raise ValueError(f"{what} adapts a sentence-transformers text tower (text:minilm or text:<folder>), "
-                         f"but got encoder {getattr(encoder, 'name', type(encoder).__name__)!r}")
-    return encoder
+def tower_folder(encoder, what: str) -> Path:
+    """The model folder of a text encoder the trainable tower can load, or a clear error.
+
+    That is a sentence-transformers / BERT folder (``text:minilm``, ``text:<folder>``) or a
+    Hugging Face CLIP folder (``clip-text:<folder>``).
+    """
+    if isinstance(encoder, SentenceTransformerEncoder):
+        return encoder.model_path
+    backend = getattr(encoder, "backend", None)
+    if getattr(encoder, "modality", "") == "text" and getattr(backend, "kind", "") == "hf" and backend.folder:
+        return backend.folder
+    raise ValueError(f"{what} adapts a local text tower (text:minilm, text:<folder> or a Hugging Face "
+                     f"clip-text:<folder>), but got encoder {getattr(encoder, 'name', type(encoder).__name__)!r}")
 
 
 class CachedTextTower(nn.Module):
@@ -53,8 +60,7 @@ class CachedTextTower(nn.Module):
         """Cut and adapt ``text_encoder``'s model, then cache its lower states for ``catalog``."""
         from prismrec.encoders.store import encode_catalog
 
-        text_encoder = require_sentence_transformer(text_encoder, f"adaptation {config.adaptation!r}")
-        tower = build_tower(text_encoder.model_path, config, seed=seed)
+        tower = build_tower(tower_folder(text_encoder, f"adaptation {config.adaptation!r}"), config, seed=seed)
         lower = LowerLayerEncoder(text_encoder, tower)
         encoded = encode_catalog(lower, catalog, feature_store, progress=progress)
         hidden, mask = lower.unflatten(encoded.features)
@@ -63,7 +69,7 @@ class CachedTextTower(nn.Module):
 
     @property
     def dim(self) -> int:
-        return self.tower.hidden_size
+        return self.tower.output_dim
 
     def __len__(self) -> int:
         return len(self.hidden)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from prismrec.adapt.adapters import AdaptationConfig, build_tower
-from prismrec.adapt.cached import require_sentence_transformer
+from prismrec.adapt.cached import tower_folder
 from prismrec.adapt.text_tower import LowerLayerEncoder
 from prismrec.encoders.base import Encoder, hash_state_dict
 
@@ -40,14 +40,13 @@ class AdaptedTextEncoder(Encoder):
 
     def __init__(self, text_encoder, config: AdaptationConfig, adapter_state: dict[str, torch.Tensor], *,
                  seed: int = 0, feature_store: str | Path | None = None, where: str = "adapter weights") -> None:
-        self.base = require_sentence_transformer(text_encoder, f"adaptation {config.adaptation!r}")
-        self.adaptation = config
-        self.tower = build_tower(self.base.model_path, config, seed=seed)
+        self.base, self.adaptation = text_encoder, config
+        self.tower = build_tower(tower_folder(text_encoder, f"adaptation {config.adaptation!r}"), config, seed=seed)
         self.tower.load_trainable_state_dict(adapter_state, where)
         self.tower.eval()
         self.lower = LowerLayerEncoder(self.base, self.tower)
         self.name = f"adapted-{self.base.name}"
-        self.dim = self.tower.hidden_size
+        self.dim = self.tower.output_dim
         self._hash: str | None = None
         from prismrec.encoders.store import FeatureStore
 

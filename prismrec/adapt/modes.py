@@ -4,16 +4,17 @@
 * ``finetuned``: the encoder is adapted in-domain first by ``align`` contrastive training,
   then re-encodes the catalogue under a new encoder id:
 
-  - ``text:`` (a BERT-style sentence-transformers tower): its top layers are adapted
-    (``adaptation: lora | adapter | prompt | full``, default ``lora``); the feature becomes
-    ``adapted-text:<dir>`` (same width as the encoder);
-  - ``image:``, ``clip-image:``, ``clip-text:``, ``clip:``: the alignment trains heads over the
-    frozen towers (image features pair with ``train.text_encoder``, default ``text:minilm``;
-    ``clip:`` pairs its own two towers); the feature becomes ``align:<dir>`` with the
-    matching view (shared-space vectors);
+  - ``text:`` (a BERT-style sentence-transformers tower) or ``clip-text:`` (a Hugging Face
+    CLIP folder's text tower): its top layers are adapted (``adaptation: lora | adapter |
+    prompt | full``, default ``lora``); the feature becomes ``adapted-text:<dir>`` (same
+    width as the encoder);
+  - ``image:``, ``clip-image:``, ``clip:``: the alignment trains heads over the frozen image
+    tower (image features pair with ``train.text_encoder``, default ``text:minilm``;
+    ``clip:`` pairs its own two towers and adapts its text tower, default ``lora``); the
+    feature becomes ``align:<dir>`` with the matching view (shared-space vectors);
   - ``align`` / ``align:<dir>``: the alignment itself, with ``adaptation`` default ``lora``;
 * ``end2end``: the model's recommendation loss trains the encoder's trainable part
-  (:mod:`prismrec.adapt.end2end`): a ``text:`` tower's adapted top (plus an optional
+  (:mod:`prismrec.adapt.end2end`): a ``text:`` or ``clip-text:`` tower's adapted top (plus an optional
   ``head_dim`` head), or, for any other encoder, a head over its frozen vectors (square and
   identity-initialised unless ``head_dim`` is given). Only models with
   ``set_item_feature_modules`` accept it.
@@ -34,14 +35,13 @@ ENCODER_MODES = ("frozen", "finetuned", "end2end")
 END2END_EXTRA_OPTIONS = ("head_dim", "seed")
 #: finetuned features aligned through heads: spec prefix -> (tower role, align view); other
 #: registered encoders (a plugin's) get the role of their modality when the run starts
-_ALIGNED_BY_HEADS = {"image:": ("image", "image"), "clip-image:": ("image", "image"),
-                     "clip-text:": ("text", "text"), "clip:": ("both", "both")}
+_ALIGNED_BY_HEADS = {"image:": ("image", "image"), "clip-image:": ("image", "image"), "clip:": ("both", "both")}
 #: encoders that no alignment can adapt
 _NOT_ALIGNABLE = ("audio:", "video:", "dataset:", "fusion")
 
 
 def _kind(encoder: str) -> str:
-    if encoder.startswith("text:"):
+    if encoder.startswith(("text:", "clip-text:")):
         return "text"
     if encoder == "align" or encoder.startswith("align:"):
         return "align"
@@ -101,7 +101,7 @@ def alignment_run(feature) -> tuple[dict, str, dict | None] | None:
         >>> alignment_run(FeatureConfig(encoder="text:minilm", encoder_mode="finetuned", train={"epochs": 2}))
         ({'text_encoder': 'text:minilm', 'adaptation': 'lora', 'epochs': 2}, 'adapted-text', {})
         >>> alignment_run(FeatureConfig(encoder="clip:/m/clip", encoder_mode="finetuned"))[0]
-        {'text_encoder': 'clip-text:/m/clip', 'image_encoder': 'clip-image:/m/clip'}
+        {'text_encoder': 'clip-text:/m/clip', 'image_encoder': 'clip-image:/m/clip', 'adaptation': 'lora'}
     """
     kind, mode, train = _kind(str(feature.encoder)), feature.encoder_mode, dict(feature.train or {})
     template = {"text_template": feature.options["template"]} if "template" in feature.options else {}
@@ -119,7 +119,8 @@ def alignment_run(feature) -> tuple[dict, str, dict | None] | None:
     if clash:
         raise ValueError(f"train.{clash[0]}: the {role} tower of this finetuned feature is its encoder "
                          f"{feature.encoder!r}; name only the other tower")
-    return {**towers, **(template if role != "image" else {}), **train}, "align", {"view": view}
+    default = {"adaptation": "lora"} if role == "both" else {}
+    return {**towers, **default, **(template if role != "image" else {}), **train}, "align", {"view": view}
 
 
 def end2end_encoder(feature, catalog, feature_cache: str, *, progress: bool = False):

@@ -8,8 +8,9 @@ the item's content hash); each training step runs only layers ``k..`` and the po
 
 The tower reads the folders :class:`~prismrec.encoders.text.SentenceTransformerEncoder`
 reads: a sentence-transformers folder (``modules.json``: Transformer, Pooling, Normalize)
-or a plain Hugging Face BERT folder (mean pooling). Its output equals that encoder's
-(L2-normalised sentence embeddings) while nothing is adapted.
+or a plain Hugging Face BERT folder (mean pooling), and the text tower of a Hugging Face
+CLIP folder (``clip-text:<dir>``: causal layers, final layer norm, end-of-text pooling and
+the text projection). Its output equals that encoder's (L2-normalised) while nothing is adapted.
 """
 from __future__ import annotations
 
@@ -24,11 +25,16 @@ from torch import nn
 from prismrec.encoders.base import Encoder
 from prismrec.encoders.text import SentenceTransformerEncoder, _load_quietly, encode_texts, offline_hub
 
-POOLING_MODES = ("mean", "cls", "max")
+POOLING_MODES = ("mean", "cls", "max", "last")
 
 
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def is_clip_folder(folder: str | Path) -> bool:
+    """True for a Hugging Face CLIP folder (``config.json`` with ``model_type: clip``)."""
+    return _read_json(Path(folder) / "config.json").get("model_type") == "clip"
 
 
 def read_sentence_transformer_folder(folder: str | Path) -> tuple[Path, str]:
@@ -67,6 +73,8 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
     """
     if mode == "cls":
         return hidden[:, 0]
+    if mode == "last":  # CLIP's end-of-text token: the last real token of right-padded sequences
+        return hidden[torch.arange(len(hidden)), (mask.sum(1).long() - 1).clamp_min(0)]
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     if mode == "max":
         return hidden.masked_fill(weights == 0, -1e9).max(1).values
@@ -83,19 +91,23 @@ class SplitTextTower(nn.Module):
         torch.Size([1, 384])
     """
 
-    def __init__(self, bert, tokenizer, *, frozen_layers: int, max_seq_length: int, pooling: str = "mean") -> None:
+    def __init__(self, bert, tokenizer, *, frozen_layers: int, max_seq_length: int, pooling: str = "mean",
+                 output=None) -> None:
         super().__init__()
-        layers = bert.encoder.layer
+        layers = bert.encoder.layer if hasattr(bert.encoder, "layer") else bert.encoder.layers
         if not 0 <= frozen_layers <= len(layers):
             raise ValueError(f"frozen_layers must be in [0, {len(layers)}] for this {len(layers)}-layer tower, "
                              f"got {frozen_layers}")
         if pooling not in POOLING_MODES:
             raise ValueError(f"pooling must be one of {POOLING_MODES}, got {pooling!r}")
         self.config, self.tokenizer = bert.config, tokenizer
+        self.causal = getattr(bert.config, "model_type", "") == "clip_text_model"
         self.frozen_layers, self.max_seq_length, self.pooling = frozen_layers, max_seq_length, pooling
         self.hidden_size = int(bert.config.hidden_size)
         # the frozen part is kept out of this module's parameters: it is never trained or saved
-        self._frozen = [bert.embeddings.eval(), nn.ModuleList(layers[:frozen_layers]).eval()]
+        # ``output``: what follows the last layer (CLIP: final layer norm + text projection), frozen too
+        self._frozen = [bert.embeddings.eval(), nn.ModuleList(layers[:frozen_layers]).eval(),
+                        (output or nn.Identity()).eval()]
         for part in self._frozen:
             part.requires_grad_(False)
         self.top_layers = nn.ModuleList(layers[frozen_layers:])
@@ -107,6 +119,8 @@ class SplitTextTower(nn.Module):
         """Load a sentence-transformers / HF BERT folder offline (nothing is ever downloaded)."""
         from transformers import AutoModel, AutoTokenizer
 
+        if is_clip_folder(folder):
+            return cls._from_clip_folder(folder, frozen_layers=frozen_layers, max_seq_length=max_seq_length)
         transformer, pooling = read_sentence_transformer_folder(folder)
         with offline_hub():
             tokenizer = AutoTokenizer.from_pretrained(str(transformer), local_files_only=True)
@@ -117,6 +131,25 @@ class SplitTextTower(nn.Module):
         return cls(bert.eval(), tokenizer, frozen_layers=frozen_layers, max_seq_length=max_seq_length,
                    pooling=pooling)
 
+    @classmethod
+    def _from_clip_folder(cls, folder, *, frozen_layers: int, max_seq_length: int) -> "SplitTextTower":
+        from transformers import AutoTokenizer, CLIPModel
+
+        with offline_hub():
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            model = _load_quietly(lambda path, device, **kw: CLIPModel.from_pretrained(path, **kw).to(device),
+                                  str(folder), "cpu")
+        text = model.text_model.eval()
+        length = min(max_seq_length, int(text.config.max_position_embeddings))
+        return cls(text, tokenizer, frozen_layers=frozen_layers, max_seq_length=length, pooling="last",
+                   output=nn.Sequential(text.final_layer_norm, model.text_projection))
+
+    @property
+    def output_dim(self) -> int:
+        """Width of the sentence vectors (CLIP: its projection's)."""
+        projection = self._frozen[2][-1] if isinstance(self._frozen[2], nn.Sequential) else None
+        return int(projection.out_features) if projection is not None else self.hidden_size
+
     @property
     def n_layers(self) -> int:
         return self.frozen_layers + len(self.top_layers)
@@ -126,15 +159,22 @@ class SplitTextTower(nn.Module):
         """Hidden states after the frozen layers, ``[n, max_seq_length, h]``, and the mask ``[n, max_seq_length]``."""
         tokens = self.tokenizer(texts, padding="max_length", truncation=True, max_length=self.max_seq_length,
                                 return_tensors="pt")
-        embeddings, layers = self._frozen
-        hidden = embeddings(input_ids=tokens["input_ids"], token_type_ids=tokens.get("token_type_ids"))
+        embeddings, layers, _ = self._frozen
+        types = {} if self.causal else {"token_type_ids": tokens.get("token_type_ids")}
+        hidden = embeddings(input_ids=tokens["input_ids"], **types)
         mask = tokens["attention_mask"].float()
         return self._run(layers, hidden, mask), mask
 
     def _run(self, layers, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        from transformers.masking_utils import create_bidirectional_mask
+        from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
 
         if len(layers) == 0:
+            return hidden
+        if self.causal:  # CLIP's text layers attend to earlier tokens only
+            attention = create_causal_mask(config=self.config, inputs_embeds=hidden, attention_mask=mask.long(),
+                                           cache=None)
+            for layer in layers:
+                hidden = layer(hidden, attention, is_causal=True)
             return hidden
         attention = create_bidirectional_mask(config=self.config, inputs_embeds=hidden, attention_mask=mask.long())
         for layer in layers:
@@ -155,7 +195,7 @@ class SplitTextTower(nn.Module):
             hidden = torch.cat([prompts, hidden], dim=1)
             mask = torch.cat([torch.ones(len(mask), n_prompt), mask], dim=1)
         hidden = self._run(self.top_layers, hidden, mask)
-        return F.normalize(pool(hidden[:, n_prompt:], mask[:, n_prompt:], self.pooling), dim=-1)
+        return F.normalize(self._frozen[2](pool(hidden[:, n_prompt:], mask[:, n_prompt:], self.pooling)), dim=-1)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Only the trainable tensors (adapter, LoRA, prompt or top-layer weights)."""

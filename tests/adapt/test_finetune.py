@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 import prismrec.encoders  # noqa: F401
-from tiny_models import colour_catalog, one_torch_thread, tiny_bert  # noqa: F401  (fixtures)  (registers the encoders)
+from tiny_models import colour_catalog, one_torch_thread, tiny_bert, tiny_clip  # noqa: F401  (fixtures)  (registers the encoders)
 from prismrec.adapt import AdaptationConfig, build_tower
 from prismrec.adapt.text_tower import SplitTextTower
 from prismrec.encoders.align_train import train_alignment
@@ -42,6 +42,17 @@ def test_split_tower_equals_the_sentence_transformer_until_trained(tiny_bert, co
         AdaptationConfig("lorra")
     with pytest.raises(ValueError, match=r"unknown option\(s\) \['rank'\]"):
         AdaptationConfig.from_options({"rank": 4})
+
+
+def test_clip_text_tower_equals_clip_text_until_trained(tiny_clip, colour_catalog):
+    texts = colour_catalog.compose_text("{description}")[:6]
+    frozen, _ = create_encoder(f"clip-text:{tiny_clip}").encode_batch(texts)
+    for adaptation in ("none", "lora", "adapter", "full"):
+        tower = build_tower(tiny_clip, AdaptationConfig(adaptation, max_seq_length=32))
+        assert (tower.causal, tower.output_dim) == (True, 16)
+        np.testing.assert_allclose(tower.top(*tower.lower(texts)).detach().numpy(), frozen, atol=1e-5)
+    lora = build_tower(tiny_clip, AdaptationConfig("lora", max_seq_length=32))
+    assert all("_proj.lora_" in name for name in lora.trainable_state_dict())  # q_proj / v_proj
 
 
 @pytest.mark.parametrize("adaptation", ["lora", "adapter", "prompt", "full"])
@@ -102,7 +113,7 @@ def test_adapted_text_needs_an_adapted_checkpoint(tiny_bert, colour_catalog, tmp
                     heldout_fraction=0.25, output_dir=tmp_path / "heads-only", progress=False)
     with pytest.raises(ValueError, match="trained no text adapter"):
         create_encoder(f"adapted-text:{tmp_path / 'heads-only'}")
-    with pytest.raises(ValueError, match="sentence-transformers text tower"):
+    with pytest.raises(ValueError, match="adapts a local text tower"):
         train_alignment(colour_catalog, text_encoder="test-adapt-words", image_encoder="test-adapt-image",
                         output_dir=tmp_path / "bad", adaptation="lora", progress=False)
 

@@ -1,6 +1,8 @@
 """The ``encoder_mode`` switch in a run config: frozen, finetuned (re-encoded under a new id), end2end."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,7 @@ import yaml
 from conftest import write_own_catalogue
 
 import prismrec.encoders  # noqa: F401
-from tiny_models import one_torch_thread, tiny_bert  # noqa: F401  (fixtures)
+from tiny_models import one_torch_thread, tiny_bert, tiny_clip  # noqa: F401  (fixtures)
 from prismrec.config import ConfigError, parse_config
 from prismrec.experiment import run_comparison
 from prismrec.pipeline import build_models, compute_features, fit_model, load_data, split_data
@@ -86,6 +88,31 @@ def test_image_features_fine_tune_through_aligned_heads_and_train_a_head_end_to_
     assert not torch.equal(head.weight, torch.eye(4))
 
 
+def test_clip_features_fine_tune_with_lora_and_train_the_text_tower_end_to_end(tiny_clip, tmp_path):
+    train = {"epochs": 1, "batch_size": 8, "head": "linear", "shared_dim": 4,
+             "adaptation_options": {"max_seq_length": 24}}
+    features = {"clip_tuned": {"encoder": f"clip:{tiny_clip}", "encoder_mode": "finetuned", "train": train},
+                "clip_text_e2e": {"encoder": f"clip-text:{tiny_clip}", "encoder_mode": "end2end",
+                                  "options": TEMPLATE, "train": {"max_seq_length": 24}}}
+    raw, source = _config(tmp_path, features, [{"name": "vbpr", "features": ["clip_tuned", "clip_text_e2e"],
+                                                "params": VBPR_PARAMS}])
+    config = parse_config(raw, source)
+    dataset = load_data(config)
+    computed = compute_features(config, dataset, progress=False)
+    tuned = computed.info["clip_tuned"]["encoder"]
+    assert tuned.startswith(f"align:{config.feature_cache}")  # in the store, never inside the CLIP folder
+    meta = yaml.safe_load((Path(tuned.partition(":")[2]) / "checkpoint" / "alignment.json").read_text())
+    assert meta["config"]["text_encoder"] == f"clip-text:{tiny_clip}" and meta["config"]["adaptation"]["adaptation"] == "lora"
+    assert computed.arrays["clip_tuned"].shape == (30, 4)
+    module = computed.modules["clip_text_e2e"]
+    before = {name: value.detach().clone() for name, value in module.named_parameters()}
+    (model_config, model), = build_models(config)
+    fit_model(model_config, model, split_data(config, dataset), computed, progress=False)
+    trained = model._item_feature_modules["clip_text_e2e"]
+    moved = [name for name, value in trained.named_parameters() if not torch.equal(value, before[name])]
+    assert moved and all("_proj.lora_" in name for name in moved)
+
+
 @pytest.mark.parametrize("feature, model, message", [
     ({"encoder": "audio:logmel", "encoder_mode": "finetuned"}, "vbpr", "finetuned adapts text, image or CLIP"),
     ({"encoder": "image:efficientnet-lite0", "encoder_mode": "end2end", "train": {"adaptation": "lora"}}, "vbpr",
@@ -114,8 +141,8 @@ def test_prismrec_align_trains_an_adapter_from_the_command_line(tiny_bert, tmp_p
     config = write_own_catalogue(tmp_path, with_images=True)
     args = ["align", "--config", str(config), "--out", str(tmp_path / "align"), "--epochs", "1", "--batch-size", "8",
             "--text-encoder", f"text:{tiny_bert}", "--image-encoder", "test-adapt-png", "--template", "{title}",
-            "--shared-dim", "4", "--adaptation", "adapter", "--adaptation-option", "max_seq_length=16",
-            "--adaptation-option", "adapter_bottleneck=4", "--no-progress"]
+            "--shared-dim", "4", "--adaptation", "adapter", "--adapt", "max_seq_length=16",
+            "--adapt", "adapter_bottleneck=4", "--no-progress"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert f"adapted-text:{tmp_path / 'align'}" in result.output

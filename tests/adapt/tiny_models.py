@@ -45,6 +45,21 @@ def tiny_bert(tmp_path_factory) -> str:
     return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> str:
+    """The 2-layer Hugging Face CLIP of tests/encoders/test_clip.py (text width 32, projection 16)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "prismrec_test_clip", Path(__file__).resolve().parents[1] / "encoders" / "test_clip.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    folder = tmp_path_factory.mktemp("tiny-clip")
+    module.write_tiny_clip(folder)
+    return str(folder)
+
+
 class ArrayImageTower(Encoder):
     """Image tower: the 3-d one-hot colour stored in an ``.npy`` file, times a fixed matrix."""
 
