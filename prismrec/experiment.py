@@ -58,6 +58,7 @@ def run_comparison(config: ExperimentConfig, out_dir: str | Path | None = None, 
                    progress: bool = True, log=print) -> dict:
     """Fit and evaluate every model of ``config`` on one split per seed; write the outputs to ``out_dir``."""
     out = check_output_folder(out_dir)
+    provenance = run_provenance()  # at the start: the commit and versions the run's code came from
     seed_list = resolve_seeds(config, seeds)
     dataset = load_data(config)
     log(f"data: {dataset!r}")
@@ -92,7 +93,7 @@ def run_comparison(config: ExperimentConfig, out_dir: str | Path | None = None, 
                 atomic_write_frame(topk_frame(result, split.train, config.evaluation.topk),
                                    where / model_config.name / "topk.csv")
                 result.save(where / model_config.name / "per_user.npz")
-    report = _report(config, list(runs.values()), evaluator, dataset, splits, seed_list)
+    report = _report(config, list(runs.values()), evaluator, dataset, splits, seed_list, provenance)
     if out is not None:
         write_documents(report, list(runs.values()), out)
     return report
@@ -118,7 +119,7 @@ def _mean_breakdown(breakdowns: list[dict]) -> dict:
     return out
 
 
-def _report(config, runs, evaluator, dataset, splits, seed_list) -> dict:
+def _report(config, runs, evaluator, dataset, splits, seed_list, provenance) -> dict:
     for run in runs:
         run.info["breakdown"] = _mean_breakdown(run.info.pop("_breakdowns"))
     ev = config.evaluation
@@ -136,7 +137,7 @@ def _report(config, runs, evaluator, dataset, splits, seed_list) -> dict:
                    "seeds": [s for s in seed_list if s is not None] or None,
                    "models": [{"name": r.name, "model": r.info.get("model"), "params": r.info.get("params"),
                                "features": list(r.info.get("features", {}))} for r in runs]},
-        "provenance": run_provenance(),
+        "provenance": {**provenance, "finished": run_provenance()["date"]},
     }
     report = build_report(runs, headline=headline, reference=ev.reference, all_pairs=ev.all_pairs, context=context)
     report["seeds"] = [s for s in seed_list if s is not None] or [None]
