@@ -37,26 +37,30 @@ def _scalar(text: str):
 
 def load_content(config: Optional[Path], data: Optional[str], path: Optional[Path], data_options: list[str]):
     """``(dataset, experiment config or None)`` from ``--config`` or from ``--data/--path/--data-option``."""
-    from prismrec.config import load_config, parse_config
-    from prismrec.pipeline import load_data
+    from prismrec.config import ConfigError, DataConfig, load_config
+    from prismrec.config_checks import check_data
+    from prismrec.pipeline import load_data, load_data_section
 
     if config is not None:
         if data is not None or path is not None or data_options:
             raise ValueError("give either --config or --data/--path/--data-option, not both")
         cfg = load_config(config)
+        dataset = load_data(cfg)
     else:
         if data is None:
             raise ValueError("say which data to read: --config run.yaml, or --data LOADER [--path PATH]")
-        raw = {"data": {"loader": data, "options": _parse_options(data_options, "--data-option")},
-               "models": [{"name": "mostpop"}]}
-        if path is not None:
-            raw["data"]["path"] = str(path)
-        cfg = parse_config(raw, source="command line")
-    dataset = load_data(cfg)
+        cfg = None
+        section = DataConfig(loader=data, path=None if path is None else str(path),
+                             options=_parse_options(data_options, "--data-option"))
+        try:
+            check_data(section)
+        except ValueError as error:
+            raise ConfigError(f"command line: {error}") from None
+        dataset = load_data_section(section, "command line")
     if dataset.catalog is None:
-        raise ValueError(f"data set {dataset.name!r} (loader {cfg.data.loader!r}) has no item catalog to encode; "
+        raise ValueError(f"data set {dataset.name!r} has no item catalog to encode; "
                          "the generic loader needs items_path (see docs/data_formats.md)")
-    return dataset, (cfg if config is not None else None)
+    return dataset, cfg
 
 
 @app.command()

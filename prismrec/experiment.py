@@ -74,9 +74,9 @@ def run_comparison(config: ExperimentConfig, out_dir: str | Path | None = None, 
         log(f"split{'' if seed is None else f' (seed {seed})'}: {split!r}")
         if where is not None:
             write_split(split, where / "split")
-        cold = split.cold_items is not None and config.evaluation.cold_start_candidates == "cold"
-        evaluator.check_rankable(len(split.cold_items) if cold else split.train.n_items,
-                                 "cold test items" if cold else None)  # before any model trains
+        candidates, label = split.ranking_candidates("test", config.evaluation.cold_start_candidates)
+        evaluator.check_rankable(split.train.n_items if candidates is None else len(candidates),
+                                 None if candidates is None else label)  # before any model trains
         for model_config, model in build_models(config, seed):
             log(f"fitting {model_config.name} ...")
             seconds = fit_model(model_config, model, split, features, progress=progress,

@@ -31,16 +31,20 @@ class FeatureNotice(UserWarning):
 
 def load_data(config: ExperimentConfig) -> Dataset:
     """Load the data set named by the config and apply its k-core filter."""
+    return load_data_section(config.data, config.source)
+
+
+def load_data_section(data, source: str) -> Dataset:
+    """Load a checked :class:`~prismrec.config.DataConfig`; ``source`` names where it came from in errors."""
     from prismrec.data.loaders import load_dataset
 
-    data = config.data
     if data.path is not None and not Path(data.path).exists():
-        raise FileNotFoundError(f"{config.source}: data.path {data.path!r} does not exist (relative paths resolve "
+        raise FileNotFoundError(f"{source}: data.path {data.path!r} does not exist (relative paths resolve "
                                 "against the config file's folder)")
     try:
         dataset = load_dataset(data.loader, data.path, **data.options)
     except TypeError as error:  # a loader option the signature check could not see
-        raise ConfigError(f"{config.source}: data.options: {error}") from None
+        raise ConfigError(f"{source}: data.options: {error}") from None
     return dataset.k_core(data.k_core) if data.k_core else dataset
 
 
@@ -228,7 +232,7 @@ def fit_model(model_config: ModelConfig, model, split: Split, features: Features
         from prismrec.adapt.end2end import attach_item_feature_modules
 
         attach_item_feature_modules(model, modules, model_config.name)
-    candidates = split.valid_cold_items if cold_start_candidates == "cold" else None
+    candidates, _ = split.ranking_candidates("valid", cold_start_candidates)
     started = time.perf_counter()
     model.fit(split.train, split.valid, item_features=item_features, progress=progress, valid_candidates=candidates)
     return time.perf_counter() - started
@@ -244,12 +248,10 @@ def evaluate_on_test(model, split: Split, evaluator: Evaluator, *, cold_start_ca
     On a cold-start item split the ranking runs over the cold test items by default
     (``cold_start_candidates="cold"``); ``"all"`` ranks them among every item.
     """
-    candidates, label = None, None
-    if split.cold_items is not None and cold_start_candidates == "cold":
-        candidates, label = split.cold_items, "cold test items"
+    candidates, label = split.ranking_candidates("test", cold_start_candidates)
     exclude = [split.train, split.valid] if mask_valid else [split.train]
     result = evaluator.evaluate(model, split.test, exclude=exclude, popularity_from=split.train,
-                                candidate_items=candidates, candidates_label=label or "candidate items")
+                                candidate_items=candidates, candidates_label=label)
     if not mask_valid:
         result.protocol = f"{result.protocol}; {MMREC_PROTOCOL}"
     return result

@@ -24,12 +24,12 @@ from prismrec.provenance import run_provenance
 from prismrec.search_spaces import search_space, suggest
 
 
-def _validation_score(model, split, metric: str, cold: bool) -> float:
+def _validation_score(model, split, metric: str, cold_start_candidates: str) -> float:
     name, _, k = metric.partition("@")
     evaluator = Evaluator(ks=(int(k),), metrics=(name,))
-    candidates = split.valid_cold_items if cold else None
+    candidates, label = split.ranking_candidates("valid", cold_start_candidates)
     return evaluator.evaluate(model, split.valid, exclude=split.train, candidate_items=candidates,
-                              candidates_label="valid cold items")[metric]
+                              candidates_label=label)[metric]
 
 
 def _study(out: Path, name: str, seed: int):
@@ -65,7 +65,6 @@ def tune_models(config: ExperimentConfig, out_dir: str | Path, *, models: list[s
     config.models = model_configs
     features = compute_features(config, dataset, progress=progress, log=log)
     split = split_data(config, dataset)
-    cold = split.valid_cold_items is not None and config.evaluation.cold_start_candidates == "cold"
     evaluator_config = config.evaluation
     results = {}
     for model_config in model_configs:
@@ -84,7 +83,7 @@ def tune_models(config: ExperimentConfig, out_dir: str | Path, *, models: list[s
             trial.set_user_attr("fit_seconds", time.perf_counter() - started)
             if hasattr(model, "best_epoch_"):
                 trial.set_user_attr("best_epoch", int(model.best_epoch_))
-            return _validation_score(model, split, metric, cold)
+            return _validation_score(model, split, metric, evaluator_config.cold_start_candidates)
 
         if budget - done > 0:
             study.optimize(objective, n_trials=budget - done, show_progress_bar=progress)

@@ -363,3 +363,9 @@ def test_mmrec_protocol_is_an_explicit_labelled_option(own_catalogue, tmp_path):
     topk = pd.read_csv(tmp_path / "m" / "bpr" / "topk.csv", dtype=str)
     shared = topk.merge(valid, on=["user", "item"])
     assert len(shared) > 0  # valid items can be recommended under this protocol, as in MMRec
+
+
+def test_encode_without_a_config_checks_the_loader_options(own_catalogue, tmp_path):
+    result = invoke("encode", "--data", "generic", "--path", tmp_path / "data" / "ratings.csv",
+                    "--data-option", "user_column=user_id", "--encoder", "text:minilm")
+    one_error_line(result, "command line", "data.options.user_column", "user_col")

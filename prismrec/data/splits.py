@@ -25,6 +25,17 @@ class Split:
     #: cold-start item splits: the held-out items whose interactions form ``valid``
     valid_cold_items: np.ndarray | None = None
 
+    def ranking_candidates(self, part: str, cold_start_candidates: str = "cold") -> tuple[np.ndarray | None, str]:
+        """Items to rank when evaluating ``part`` (``"valid"`` or ``"test"``) and their label.
+
+        On a cold-start item split with ``cold_start_candidates="cold"`` these are the part's
+        cold items; otherwise ``None`` (rank every item).
+        """
+        items = self.cold_items if part == "test" else self.valid_cold_items
+        if items is None or cold_start_candidates != "cold":
+            return None, "candidate items"
+        return items, f"cold {part} items"
+
     def check_disjoint(self) -> None:
         """Raise ``AssertionError`` if a valid/test pair also appears in train."""
         train_keys = _pair_keys(self.train)

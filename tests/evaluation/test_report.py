@@ -102,3 +102,18 @@ def test_documents_show_hyperparameters_features_provenance_and_embed_plots():
     assert "| better | 0.5000 | 0.5000 | 0.5000 |" in markdown
     page = report_html(report, {r.name: r.seed_averaged("ndcg@10")[1] for r in runs})
     assert page.count("data:image/png;base64,") == 3 and "<script" not in page and "http" not in page
+
+
+def test_recall_by_popularity_hand_computed():
+    from prismrec.data import IdMap, Interactions
+    from prismrec.evaluation.breakdown import recall_by_popularity
+
+    # item 0 head (3 train rows), item 1 tail (1 row), items 2 and 3 cold
+    train = Interactions(IdMap(range(3)), IdMap(range(4)), [0, 1, 2, 0], [0, 0, 0, 1])
+    test = Interactions(IdMap(range(3)), IdMap(range(4)), [1, 1, 2, 2], [1, 2, 2, 3])
+    topk = np.array([[1, 3], [2, 0]])  # users 1 and 2, k=2
+    out = recall_by_popularity(topk, np.array([1, 2]), test, train, 2)
+    assert out["tail"] == {"recall": 1.0, "users": 1, "test_interactions": 1}
+    # cold: user 1 finds 0 of {2}, user 2 finds 1 of {2, 3} -> mean(0, 0.5)
+    assert out["cold"]["recall"] == pytest.approx(0.25) and out["cold"]["users"] == 2
+    assert out["head"] == {"recall": None, "users": 0, "test_interactions": 0}
