@@ -12,7 +12,9 @@ Example:
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
@@ -122,9 +124,18 @@ def run_study(study: StudyConfig, out_dir: str | Path, *, progress: bool = False
     out = Path(out_dir)
     reports = {}
     for scenario in study.scenarios:
+        config = scenario_config(study, scenario)
+        key = scenario_key(config)
+        done = _finished_scenario(out / scenario, key)
+        if done is not None:
+            log(f"== scenario {scenario}: already finished with this exact config, reusing {out / scenario}")
+            reports[scenario] = done
+            continue
         log(f"== scenario {scenario}")
-        reports[scenario] = run_comparison(scenario_config(study, scenario), out / scenario, progress=progress,
-                                           log=log)
+        report = run_comparison(config, out / scenario, progress=progress, log=log)
+        report["scenario_key"] = key
+        atomic_write_json(out / scenario / "results.json", report)  # the key marks the scenario finished
+        reports[scenario] = report
     summary = {"name": study.name, "source": study.source, "paradigms": study.paradigms,
                "encoders": study.encoders, "scenarios": {s: {"split": r["split"], "protocol": r["protocol"],
                                                              "reference_model": r["reference_model"],
@@ -136,3 +147,21 @@ def run_study(study: StudyConfig, out_dir: str | Path, *, progress: bool = False
     atomic_write_text(out / "results.md", study_markdown(summary))
     atomic_write_text(out / "report.html", study_html(summary))
     return summary
+
+
+def scenario_key(config) -> str:
+    """A hash of a scenario's full resolved config: a rerun reuses a finished scenario only if this matches."""
+    text = json.dumps(asdict(config), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _finished_scenario(folder: Path, key: str) -> dict | None:
+    """The scenario's report when ``folder`` holds a finished run of the same config (a stopped study resumes)."""
+    path = folder / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # damaged or half-written by something else: run it again
+    return report if report.get("scenario_key") == key else None

@@ -46,6 +46,18 @@ def test_study_runs_every_scenario_and_reports_the_sparsity_curve(tmp_path):
     assert "## Sparsity curve" in markdown and "50% of train" in markdown and "100% of train" in markdown
     assert (out / "report.html").read_text().count("data:image/png;base64,") == 1
 
+    # a stopped or repeated study reuses finished scenarios, and only those whose config is unchanged
+    cold = json.loads((out / "cold" / "results.json").read_text())
+    cold["scenario_key"] = "from-another-config"
+    (out / "cold" / "results.json").write_text(json.dumps(cold))
+    again = runner.invoke(app, ["study", str(study_file(config, tmp_path)), "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert again.output.count("already finished") == 2 and "fitting vbpr-words-frozen" in again.output
+    rerun = json.loads((out / "results.json").read_text())
+    assert rerun["scenarios"]["warm"] == summary["scenarios"]["warm"]
+    for name, model in summary["scenarios"]["cold"]["models"].items():  # seeded: the same figures again
+        assert rerun["scenarios"]["cold"]["models"][name]["metrics"] == model["metrics"]
+
 
 def test_study_mistakes_are_caught_before_anything_runs(own_catalogue, tmp_path):
     with pytest.raises(ConfigError, match="paradigms"):
