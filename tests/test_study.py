@@ -1,6 +1,7 @@
 """prismrec study: a grid of scenarios (warm, cold-start, sparsity) reported together."""
 import json
 
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -68,3 +69,35 @@ def test_study_mistakes_are_caught_before_anything_runs(own_catalogue, tmp_path)
     result = runner.invoke(app, ["study", str(bad), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "params.factors must be an integer" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_study_tunes_every_model_of_the_chosen_scenarios_with_the_same_budget(tmp_path):
+    from conftest import write_own_catalogue
+
+    config = write_own_catalogue(tmp_path, n_items=60)
+    out = tmp_path / "study"
+    path = study_file(config, tmp_path, splits={"warm": {"strategy": "random_per_user",
+                                                          "options": {"ratios": [0.7, 0.1, 0.2], "seed": 1}}},
+                      tune={"trials": 2, "scenarios": ["warm@0.5"], "metric": "ndcg@5"})
+    result = runner.invoke(app, ["study", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    tuning = out / "warm@0.5" / "tuning"
+    scenario = json.loads((out / "warm@0.5" / "results.json").read_text())
+    assert scenario["tuning"]["trials"] == 2 and not (out / "warm" / "tuning").exists()
+    fitted = {m["name"]: m["params"] for m in scenario["config"]["models"]}
+    for name in ("lightgcn", "vbpr-words-frozen", "mostpop"):
+        best = json.loads((tuning / name / "best_params.json").read_text())
+        trials = pd.read_csv(tuning / name / "trials.csv")
+        assert len(trials) == (1 if name == "mostpop" else 2)  # nothing to search in MostPopular: one fit
+        assert best["selection"] == "valid ndcg@5 (test never seen)"
+        for param, value in best["tuned"].items():  # the scenario ran with the chosen values
+            assert fitted[name][param] == pytest.approx(value)
+    assert "Tuned: every model, 2 Optuna TPE trials each" in (out / "results.md").read_text()
+
+
+def test_study_tune_section_is_checked(own_catalogue, tmp_path):
+    with pytest.raises(ConfigError, match=r"tune.scenarios names \['warm@0.3'\]"):
+        parse_study(yaml.safe_load(study_file(own_catalogue, tmp_path, tune={"trials": 2, "scenarios": ["warm@0.3"]})
+                                   .read_text()))
+    with pytest.raises(ConfigError, match="tune.trials must be a whole number"):
+        parse_study(yaml.safe_load(study_file(own_catalogue, tmp_path, tune={"trials": 0}).read_text()))
