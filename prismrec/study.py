@@ -110,6 +110,44 @@ def model_name(model: str, encoder: str, paradigm: str) -> str:
     return f"{model}-{encoder}-{paradigm}"
 
 
+def feature_spec(spec: dict, paradigm: str) -> dict | None:
+    """A study feature under ``paradigm``, or ``None`` when this feature does not take part in it.
+
+    A feature may carry ``paradigm_train: {finetuned: {...}, end2end: {...}}``: the ``train``
+    options of each paradigm (an alignment's options are not an end2end adapter's). A feature
+    with such a map takes part only in the paradigms it names; one without it takes part in
+    every paradigm as written, unless its own ``train`` (an alignment) pins it to ``frozen``.
+    """
+    by_paradigm = spec.get("paradigm_train")
+    base = {k: v for k, v in spec.items() if k != "paradigm_train"}
+    if paradigm == "frozen":
+        return base
+    if by_paradigm is not None:
+        if paradigm not in by_paradigm:
+            return None
+        return {**base, "encoder_mode": paradigm, "train": by_paradigm[paradigm] or {}}
+    if "train" in base:
+        return None  # e.g. an aligned encoder trained by the study: its train options are the alignment's
+    return {**base, "encoder_mode": paradigm}
+
+
+def grid(study: StudyConfig) -> tuple[list[tuple[dict, str, str]], list[str]]:
+    """``([(content model spec, encoder, paradigm), ...], [skipped combination, ...])`` in report order."""
+    runs, skipped = [], []
+    for spec in study.content_models:
+        for encoder, feature_specs in study.encoders.items():
+            for paradigm in spec.get("paradigms", study.paradigms):
+                if paradigm not in study.paradigms:
+                    raise ConfigError(f"{study.source}: content model {spec['name']!r} lists paradigm {paradigm!r}, "
+                                      f"which is not among the study's paradigms {study.paradigms}")
+                if all(feature_spec(f, paradigm) is not None for f in feature_specs.values()):
+                    runs.append((spec, encoder, paradigm))
+                else:
+                    skipped.append(f"{model_name(spec['name'], encoder, paradigm)} (encoder {encoder!r} declares no "
+                                   f"paradigm_train.{paradigm})")
+    return runs, skipped
+
+
 def scenario_config(study: StudyConfig, scenario: str):
     """The ``compare`` config of one scenario: baselines, then every content model x encoder x paradigm."""
     raw = copy.deepcopy(study.base)
@@ -119,19 +157,18 @@ def scenario_config(study: StudyConfig, scenario: str):
     for encoder, specs in study.encoders.items():
         for paradigm in study.paradigms:
             for feature, spec in specs.items():
-                features[f"{encoder}.{feature}.{paradigm}"] = {**spec, **({"encoder_mode": paradigm}
-                                                                          if paradigm != "frozen" else {})}
+                if feature_spec(spec, paradigm) is not None:
+                    features[f"{encoder}.{feature}.{paradigm}"] = feature_spec(spec, paradigm)
     for baseline in study.baselines:
         entry = {k: v for k, v in baseline.items() if k != "encoder"}
         if "encoder" in baseline:  # a content baseline on one fixed encoder (frozen)
             entry["features"] = [f"{baseline['encoder']}.{f}.frozen" for f in study.encoders[baseline["encoder"]]]
         models.append(entry)
-    for spec in study.content_models:
-        for encoder, feature_specs in study.encoders.items():
-            for paradigm in study.paradigms:
-                models.append({"name": model_name(spec["name"], encoder, paradigm), "model": spec.get("model",
-                               spec["name"]), "params": spec.get("params", {}),
-                               "features": [f"{encoder}.{f}.{paradigm}" for f in feature_specs]})
+    for spec, encoder, paradigm in grid(study)[0]:
+        entry = {"name": model_name(spec["name"], encoder, paradigm), "model": spec.get("model", spec["name"]),
+                 "params": spec.get("params", {}), "features": [f"{encoder}.{f}.{paradigm}"
+                                                                for f in study.encoders[encoder]]}
+        models.append({**entry, **({"tuned": spec["tuned"]} if "tuned" in spec else {})})
     used = {f for m in models for f in m.get("features", [])}
     raw["features"] = {name: spec for name, spec in features.items() if name in used}
     raw["models"] = models
@@ -170,7 +207,7 @@ def run_study(study: StudyConfig, out_dir: str | Path, *, progress: bool = False
         report["scenario_key"] = key
         atomic_write_json(out / scenario / "results.json", report)  # the key marks the scenario finished
         reports[scenario] = report
-    summary = {"name": study.name, "source": study.source, "paradigms": study.paradigms,
+    summary = {"name": study.name, "source": study.source, "paradigms": study.paradigms, "skipped": grid(study)[1],
                "encoders": study.encoders, "scenarios": {s: {"split": r["split"], "protocol": r["protocol"],
                                                              "reference_model": r["reference_model"],
                                                              "headline": r["headline"], "seeds": r["seeds"],

@@ -75,6 +75,8 @@ def study_markdown(summary: dict) -> str:
         lines += [f"| {model} | " + " | ".join(_cell(scenario, model, m) for m in metrics) + " |"
                   for model in scenario["models"]]
         lines.append("")
+    if summary.get("skipped"):
+        lines += ["Not run (the encoder does not declare that paradigm): " + "; ".join(summary["skipped"]) + ".", ""]
     curve = sparsity_curve(summary)
     if curve:
         fractions, values, metric = curve

@@ -101,3 +101,29 @@ def test_study_tune_section_is_checked(own_catalogue, tmp_path):
                                    .read_text()))
     with pytest.raises(ConfigError, match="tune.trials must be a whole number"):
         parse_study(yaml.safe_load(study_file(own_catalogue, tmp_path, tune={"trials": 0}).read_text()))
+
+
+def test_paradigms_take_their_own_train_options_and_unsupported_combinations_are_listed(own_catalogue, tmp_path):
+    from prismrec.study import scenario_config
+
+    encoders = {"words": {"text": {"encoder": "text:minilm", "options": {"template": "{title}"},
+                                   "paradigm_train": {"end2end": {"adaptation": "adapter", "trainable_layers": 1}}}},
+                "aligned": {"aligned": {"encoder": "align", "train": {"epochs": 1}}}}
+    study = parse_study(yaml.safe_load(study_file(
+        own_catalogue, tmp_path, encoders=encoders, paradigms=["frozen", "end2end"],
+        content_models=[{"name": "vbpr"}, {"name": "freedom", "paradigms": ["frozen"]}]).read_text()))
+    config = scenario_config(study, "warm")
+    assert [m.name for m in config.models] == [
+        "mostpop", "lightgcn", "vbpr-words-frozen", "vbpr-words-end2end", "vbpr-aligned-frozen",
+        "freedom-words-frozen", "freedom-aligned-frozen"]
+    end2end = config.features["words.text.end2end"]
+    assert end2end.encoder_mode == "end2end" and end2end.train == {"adaptation": "adapter", "trainable_layers": 1}
+    assert config.features["words.text.frozen"].encoder_mode == "frozen"
+    assert config.features["aligned.aligned.frozen"].train == {"epochs": 1}  # the alignment's own options
+    from prismrec.study import grid
+
+    assert grid(study)[1] == ["vbpr-aligned-end2end (encoder 'aligned' declares no paradigm_train.end2end)"]
+    with pytest.raises(ConfigError, match="lists paradigm 'finetuned'"):
+        parse_study(yaml.safe_load(study_file(own_catalogue, tmp_path, encoders=encoders,
+                                              content_models=[{"name": "vbpr", "paradigms": ["finetuned"]}])
+                                   .read_text()))
