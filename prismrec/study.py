@@ -61,15 +61,17 @@ def parse_study(raw: dict, source: str = "<dict>") -> StudyConfig:
     bad = [p for p in paradigms if p not in PARADIGMS]
     if bad:
         raise ConfigError(f"{source}: paradigms {bad} unknown; choose from {list(PARADIGMS)}")
-    scenarios = {name: dict(spec) for name, spec in raw["splits"].items()}
+    splits = {name: dict(spec) for name, spec in raw["splits"].items()}
     sparsity = raw.get("sparsity")
-    if sparsity:
-        if sparsity.get("split") not in scenarios:
-            raise ConfigError(f"{source}: sparsity.split must name one of the splits {sorted(scenarios)}")
-        for fraction in sparsity.get("fractions", []):
-            if fraction < 1:
-                scenarios[f"{sparsity['split']}@{fraction:g}"] = {**scenarios[sparsity["split"]],
-                                                                   "train_fraction": fraction}
+    if sparsity and sparsity.get("split") not in splits:
+        raise ConfigError(f"{source}: sparsity.split must name one of the splits {sorted(splits)}")
+    scenarios = {}
+    for name, spec in splits.items():  # a sparsity curve runs from its sparsest point up to its full split
+        if sparsity and name == sparsity["split"]:
+            for fraction in sorted(sparsity.get("fractions", [])):
+                if fraction < 1:
+                    scenarios[f"{name}@{fraction:g}"] = {**spec, "train_fraction": fraction}
+        scenarios[name] = spec
     base = {k: raw[k] for k in ("data", "feature_cache", "threads", "seeds", "evaluation") if k in raw}
     tune = _parse_tune(raw.get("tune"), scenarios, source)
     study = StudyConfig(raw.get("name", "study"), base, raw["encoders"], raw["content_models"],
@@ -135,7 +137,13 @@ def grid(study: StudyConfig) -> tuple[list[tuple[dict, str, str]], list[str]]:
     """``([(content model spec, encoder, paradigm), ...], [skipped combination, ...])`` in report order."""
     runs, skipped = [], []
     for spec in study.content_models:
+        unknown = [e for e in spec.get("encoders", []) if e not in study.encoders]
+        if unknown:
+            raise ConfigError(f"{study.source}: content model {spec['name']!r} lists encoder(s) {unknown}, which the "
+                              f"study does not define; its encoders are {list(study.encoders)}")
         for encoder, feature_specs in study.encoders.items():
+            if encoder not in spec.get("encoders", study.encoders):
+                continue
             for paradigm in spec.get("paradigms", study.paradigms):
                 if paradigm not in study.paradigms:
                     raise ConfigError(f"{study.source}: content model {spec['name']!r} lists paradigm {paradigm!r}, "
