@@ -156,8 +156,11 @@ def feature_sources(config, model_config, features_info: dict | None = None) -> 
 
 
 def bundle_from_fit(folder: str | Path, config, model_config, dataset, split, model,
-                    features_info: dict | None = None) -> Path:
-    """What ``prismrec fit --out RUN`` calls: a bundle beside the run's split and run.json."""
+                    features_info: dict | None = None, *, seed: int | None = None) -> Path:
+    """What ``prismrec fit --out RUN`` and ``prismrec compare --save-models`` call: a bundle of one
+    fitted model; ``seed`` (recorded in ``info``) is the seed of the split it was fitted on."""
+    info = {"config": str(config.source), "model_name": model_config.name}
+    if seed is not None:
+        info["seed"] = seed
     return write_bundle(folder, model=model, train=split.train, catalog=dataset.catalog,
-                        features=feature_sources(config, model_config, features_info),
-                        info={"config": str(config.source), "model_name": model_config.name})
+                        features=feature_sources(config, model_config, features_info), info=info)
