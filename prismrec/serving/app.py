@@ -17,13 +17,15 @@ from typing import Optional
 from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from prismrec.models.base import ColdStartError
 from prismrec.serving import schemas
-from prismrec.serving.ingest import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_PIXELS, InvalidInput, check_image, save_image
+from prismrec.serving.cache import ResponseCache
+from prismrec.serving.ingest import (
+    DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_PIXELS, ID_MAX_LENGTH, ID_REGEX, InvalidInput, check_image, save_image)
 from prismrec.serving.middleware import BodyLimit, Metrics, MetricsMiddleware
 
 WEB_DIR = Path(__file__).parent / "web"
@@ -40,6 +42,7 @@ class ServingSettings:
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_k: int = schemas.MAX_K
+    response_cache_bytes: int = 64 * 1024 * 1024  # encoded recommendation lists kept (0: none)
 
 
 def _error(status: int, code: str, detail: str) -> JSONResponse:
@@ -66,7 +69,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, error: RequestValidationError):
-        parts = [f"{'.'.join(str(p) for p in e['loc'] if p not in ('body', 'query', 'path'))}: {e['msg']}"
+        parts = [f"{'.'.join(str(p) for p in e['loc'] if p not in ('body', 'query', 'path'))}: {_message(e)}"
                  for e in error.errors()]
         return _error(422, "invalid_request", "; ".join(parts))
 
@@ -74,6 +77,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, error: HTTPException):
         codes = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
         return _error(error.status_code, codes.get(error.status_code, "http_error"), str(error.detail))
+
+
+def _message(error: dict) -> str:
+    if tuple(error["loc"]) == ("body", "image"):  # a text part named image, not a file
+        return "send the image as a file part with a filename (e.g. curl -F image=@poster.jpg), not as text"
+    if error["type"] == "string_pattern_mismatch":  # the id rule (the only pattern in the API)
+        return f"{error['input']!r} is not allowed: use {schemas.ID_RULE}"
+    return error["msg"]
 
 
 def create_app(engine, settings: ServingSettings | None = None) -> FastAPI:
@@ -95,10 +106,16 @@ def create_app(engine, settings: ServingSettings | None = None) -> FastAPI:
             raise HTTPException(401, f"this write needs the X-API-Key header set to the server's key ({API_KEY_ENV})")
 
     k_query = Query(10, ge=1, le=settings.max_k, description=f"number of items, 1..{settings.max_k}")
+    app.state.response_cache = ResponseCache(settings.response_cache_bytes)
     _read_routes(app, engine, k_query)
     _write_routes(app, engine, settings, require_key)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     return app
+
+
+def json_bytes(content) -> bytes:
+    """JSON as FastAPI's JSONResponse writes it."""
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def item_view(engine, row: int) -> dict:
@@ -131,12 +148,22 @@ def _read_routes(app: FastAPI, engine, k_query) -> None:
         rows = engine.history_rows(user_id, limit)
         return {"user_id": user_id, "history": [item_view(engine, row) for row in rows]}
 
-    # the hot read path runs on the event loop: its work (one small product and top-k, well under
-    # a millisecond for exact search up to ~100k items) costs less than a hop to the thread pool
+    # The hot read path runs on the event loop: its work (one small product and top-k, well under a
+    # millisecond for exact search up to ~100k items) costs less than a hop to the thread pool. It
+    # answers from the response cache while the user's and the catalogue's versions are unchanged,
+    # and returns its JSON bytes itself: FastAPI then skips re-validating them against the
+    # response model, which still documents them (the OpenAPI fuzz test checks they conform).
+    cache = app.state.response_cache
+
     @app.get("/users/{user_id}/recommendations", response_model=schemas.Recommendations)
     async def recommendations(user_id: str = PathParam(**ID_PATH), k: int = k_query, exclude_seen: bool = True):
-        items = engine.recommend(user_id, k, exclude_seen=exclude_seen)
-        return {"user_id": user_id, "k": k, "exclude_seen": exclude_seen, "items": items}
+        key, version = (user_id, k, exclude_seen), engine.version(user_id)
+        body = cache.get(key, version)
+        if body is None:
+            items = engine.recommend(user_id, k, exclude_seen=exclude_seen)
+            body = json_bytes({"user_id": user_id, "k": k, "exclude_seen": exclude_seen, "items": items})
+            cache.put(key, version, body)
+        return Response(body, media_type="application/json")
 
     @app.get("/items", response_model=schemas.ItemList)
     def search(q: str = Query(..., min_length=1, max_length=200), limit: int = Query(20, ge=1, le=200)):
@@ -165,7 +192,8 @@ def _read_routes(app: FastAPI, engine, k_query) -> None:
 
 def _write_routes(app: FastAPI, engine, settings: ServingSettings, require_key) -> None:
     @app.post("/items", response_model=schemas.IngestedItem, status_code=201, dependencies=[Depends(require_key)])
-    def add_item(item_id: str = Form(..., **ID_PATH), title: str = Form(..., min_length=1, max_length=500),
+    def add_item(item_id: str = Form(..., pattern=ID_REGEX, max_length=ID_MAX_LENGTH, description=schemas.ID_RULE),
+                 title: str = Form(..., min_length=1, max_length=500),
                  fields: str = Form("{}", max_length=20000, description='other text fields as JSON, e.g. {"plot": "..."}'),
                  image: Optional[UploadFile] = File(None)):
         engine.check_can_ingest()  # an ID-only model says so before any upload is processed

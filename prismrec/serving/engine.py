@@ -59,6 +59,9 @@ class ServingEngine:
         matrix = bundle.train.matrix
         self.seen = [set(matrix.indices[matrix.indptr[u]:matrix.indptr[u + 1]].tolist())
                      for u in range(matrix.shape[0])]
+        # what a cached answer depends on: `catalog_version` changes with every new item (it may enter any
+        # list), `user_versions[row]` with every feedback event of that user (seen items, vector)
+        self.catalog_version, self.user_versions = 0, [0] * len(self.user_ids)
         self.catalog = ServingCatalog(bundle.items, bundle.catalog)
         self.feature_store = feature_store or FeatureStore(self.state_dir / "features")
         self._encoders = None
@@ -87,6 +90,12 @@ class ServingEngine:
             exclude = [self.seen[row]] if exclude_seen else None
             indices, scores = self.index.search(self.user_vectors[row:row + 1], k, exclude)
         return self._ranked(indices[0], scores[0])
+
+    def version(self, user_id: str) -> tuple[int, int, int]:
+        """``(row, catalog version, user version)``: a cached list of the user is valid while this is unchanged."""
+        with self.lock:
+            row = self.user_row(user_id)
+            return row, self.catalog_version, self.user_versions[row]
 
     def _ranked(self, indices, scores) -> list[dict]:
         return [{"rank": rank, "item_id": self.catalog.item_ids[i], "score": float(s),
@@ -169,6 +178,7 @@ class ServingEngine:
             self.fold.add_items(new_rows)
         for item_id, fields, image in records:
             self.catalog.append(item_id, fields, None if image is None else image[1])
+        self.catalog_version += 1
 
     def add_interaction(self, user_id: str, item_id: str, *, event: str = "click",
                         timestamp: float | None = None) -> dict:
@@ -189,10 +199,12 @@ class ServingEngine:
             row = self.users[user_id] = len(self.user_ids)
             self.user_ids.append(user_id)
             self.seen.append(set())
+            self.user_versions.append(0)
             fresh = torch.zeros(1, self.user_vectors.shape[1])
             fresh[:, self.free_dims:] = 1.0
             self.user_vectors = torch.cat([self.user_vectors, fresh])
         self.seen[row].add(self.catalog.row(item_id))
+        self.user_versions[row] += 1
         return row
 
     def _fold(self, row: int) -> bool:
