@@ -96,3 +96,23 @@ def serve(
     settings = ServingSettings(response_cache_bytes=response_cache * 1024 * 1024)
     uvicorn.run(create_app(engine, settings), host=host, port=port, log_level="warning", access_log=False,
                 http=http, loop=loop)
+
+
+@app.command("index")
+@_friendly_errors
+def build_index(
+    run: Path = typer.Argument(..., help="Bundle folder written by `prismrec fit --out RUN`."),
+    threads: int = typer.Option(2, help="Threads for the build (faiss OpenMP)."),
+) -> None:
+    """Build the HNSW graph of the bundle's items once, into RUN/index/; `serve` then reads it at start."""
+    import time
+
+    import faiss
+
+    from prismrec.serving.bundle import build_bundle_index
+
+    _setup(threads)
+    faiss.omp_set_num_threads(threads)
+    started = time.perf_counter()
+    path = build_bundle_index(run)
+    console.print(f"wrote {path} in {time.perf_counter() - started:.1f}s")

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from prismrec.models.base import ColdStartError, Recommender
+from prismrec.serving.bundle import BUNDLE_INDEX_DIR
 from prismrec.serving.catalog import ServingCatalog
 from prismrec.serving.factors import FoldIn, factor_view
 from prismrec.serving.index import DEFAULT_ANN_THRESHOLD, HnswIndex, make_index
@@ -51,7 +52,8 @@ class ServingEngine:
         self.fitted_user_vectors = view.user_vectors  # priors for fold-in
         self.item_vectors = view.item_vectors
         self.ann_threshold = ann_threshold
-        self.index = make_index(self.item_vectors, ann_threshold=ann_threshold, cache_dir=self.state_dir / "index")
+        self.index = make_index(self.item_vectors, ann_threshold=ann_threshold, cache_dir=self.state_dir / "index",
+                                prebuilt_dir=bundle.path / BUNDLE_INDEX_DIR)
         self.fold = (FoldIn(self.item_vectors, free_dims=self.free_dims, missing_weight=fold_in_missing_weight,
                             regularization=fold_in_regularization) if self.free_dims else None)
         self.users = {raw: i for i, raw in enumerate(bundle.users.raw_ids)}
