@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import hmac
+import inspect
 import json
 import os
 from dataclasses import dataclass, field
@@ -92,8 +93,12 @@ def create_app(engine, settings: ServingSettings | None = None) -> FastAPI:
     settings = settings or ServingSettings()
     metrics = Metrics()
     responses = {code: {"model": schemas.Error} for code in (400, 401, 404, 409, 413, 422)}
+    # /metrics is PrismRec's own; FastAPI's native OpenTelemetry hooks (0.165+) would look up the global
+    # providers on every request
+    off = {"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}} \
+        if "telemetry" in inspect.signature(FastAPI).parameters else {}
     app = FastAPI(title="PrismRec", description="Multimodal recommendations from a PrismRec bundle.",
-                  responses=responses)
+                  responses=responses, **off)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _install_error_handlers(app)
