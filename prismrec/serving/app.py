@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 
 from prismrec.models.base import ColdStartError
 from prismrec.serving import schemas
-from prismrec.serving.cache import ResponseCache
+from prismrec.serving.cache import FastRecommendations, ResponseCache, recommendations_body
 from prismrec.serving.ingest import (
     DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_PIXELS, ID_MAX_LENGTH, ID_REGEX, InvalidInput, check_image, save_image)
 from prismrec.serving.middleware import BodyLimit, Metrics, MetricsMiddleware
@@ -32,6 +32,7 @@ from prismrec.serving.middleware import BodyLimit, Metrics, MetricsMiddleware
 WEB_DIR = Path(__file__).parent / "web"
 API_KEY_ENV = "PRISMREC_API_KEY"
 ID_PATH = {"min_length": 1, "max_length": 128}
+RECOMMENDATIONS = "/users/{user_id}/recommendations"
 
 
 @dataclass
@@ -99,10 +100,9 @@ def create_app(engine, settings: ServingSettings | None = None) -> FastAPI:
         if "telemetry" in inspect.signature(FastAPI).parameters else {}
     app = FastAPI(title="PrismRec", description="Multimodal recommendations from a PrismRec bundle.",
                   responses=responses, **off)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    _install_error_handlers(app)
     app.state.engine, app.state.settings, app.state.metrics = engine, settings, metrics
+    app.state.response_cache = ResponseCache(settings.response_cache_bytes)
+    _install_error_handlers(app)
 
     def require_key(x_api_key: Optional[str] = Header(default=None, description="needed when the server has one")):
         if settings.api_key is None:
@@ -111,16 +111,15 @@ def create_app(engine, settings: ServingSettings | None = None) -> FastAPI:
             raise HTTPException(401, f"this write needs the X-API-Key header set to the server's key ({API_KEY_ENV})")
 
     k_query = Query(10, ge=1, le=settings.max_k, description=f"number of items, 1..{settings.max_k}")
-    app.state.response_cache = ResponseCache(settings.response_cache_bytes)
     _read_routes(app, engine, k_query)
     _write_routes(app, engine, settings, require_key)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    route = next(r for r in app.routes if getattr(r, "path", "") == RECOMMENDATIONS)
+    app.add_middleware(FastRecommendations, cache=app.state.response_cache, engine=engine, route=route,
+                       max_k=settings.max_k, max_id_length=ID_PATH["max_length"])
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outside the cache: hits are counted and timed
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
-
-
-def json_bytes(content) -> bytes:
-    """JSON as FastAPI's JSONResponse writes it."""
-    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def item_view(engine, row: int) -> dict:
@@ -158,17 +157,12 @@ def _read_routes(app: FastAPI, engine, k_query) -> None:
     # answers from the response cache while the user's and the catalogue's versions are unchanged,
     # and returns its JSON bytes itself: FastAPI then skips re-validating them against the
     # response model, which still documents them (the OpenAPI fuzz test checks they conform).
+    # Plain requests do not even get here: FastRecommendations answers them before routing.
     cache = app.state.response_cache
 
-    @app.get("/users/{user_id}/recommendations", response_model=schemas.Recommendations)
+    @app.get(RECOMMENDATIONS, response_model=schemas.Recommendations)
     async def recommendations(user_id: str = PathParam(**ID_PATH), k: int = k_query, exclude_seen: bool = True):
-        key, version = (user_id, k, exclude_seen), engine.version(user_id)
-        body = cache.get(key, version)
-        if body is None:
-            items = engine.recommend(user_id, k, exclude_seen=exclude_seen)
-            body = json_bytes({"user_id": user_id, "k": k, "exclude_seen": exclude_seen, "items": items})
-            cache.put(key, version, body)
-        return Response(body, media_type="application/json")
+        return Response(recommendations_body(engine, cache, user_id, k, exclude_seen), media_type="application/json")
 
     @app.get("/items", response_model=schemas.ItemList)
     def search(q: str = Query(..., min_length=1, max_length=200), limit: int = Query(20, ge=1, le=200)):

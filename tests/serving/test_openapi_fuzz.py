@@ -15,7 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from serving_bundles import content_bundle, id_only_bundle
+from serving_bundles import shared_bundle
 from prismrec.serving.app import ServingSettings, create_app
 from prismrec.serving.bundle import load_bundle
 from prismrec.serving.engine import ServingEngine
@@ -30,8 +30,7 @@ OPERATIONS = ["GET /health", "GET /metrics", "GET /users", "GET /users/{user_id}
 @pytest.fixture(scope="module", params=["vbpr", "bpr"])
 def api_schema(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"fuzz-{request.param}")
-    path = content_bundle(root / "run", root / "features") if request.param == "vbpr" else id_only_bundle(root / "run")
-    engine = ServingEngine(load_bundle(path), state_dir=root / "state")
+    engine = ServingEngine(load_bundle(shared_bundle(request.param, tmp_path_factory)), state_dir=root / "state")
     yield request.param, schemathesis.openapi.from_asgi("/openapi.json",
                                                         create_app(engine, ServingSettings(api_key=None)))
     engine.close()

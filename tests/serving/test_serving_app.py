@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from serving_bundles import BLUE, RED, block, content_bundle, id_only_bundle, poster, user_block
+from serving_bundles import BLUE, RED, block, poster, shared_bundle, user_block
 from prismrec.serving.app import ServingSettings, create_app
 from prismrec.serving.bundle import load_bundle
 from prismrec.serving.engine import ServingEngine
@@ -20,13 +20,12 @@ def client_for(bundle_path, state_dir, **settings) -> TestClient:
 
 @pytest.fixture(scope="module")
 def bpr_path(tmp_path_factory):
-    return id_only_bundle(tmp_path_factory.mktemp("bpr") / "run")
+    return shared_bundle("bpr", tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def vbpr_path(tmp_path_factory):
-    root = tmp_path_factory.mktemp("vbpr")
-    return content_bundle(root / "run", root / "features")
+    return shared_bundle("vbpr", tmp_path_factory)
 
 
 @pytest.fixture
@@ -143,6 +142,24 @@ def test_cached_lists_are_dropped_by_that_users_feedback_and_by_any_new_item(vbp
     for user in reached:  # every list it now belongs to is recomputed, none served stale
         assert "apollo" in {r["item_id"] for r in client.get(f"/users/{user}/recommendations").json()["items"]}
     assert cache.hits == 2
+
+
+def test_plain_requests_answered_before_routing_equal_the_routes_answers(bpr):
+    fast = "/users/u3/recommendations"
+    for query in ("", "k=5", "k=5&exclude_seen=false", "exclude_seen=yes&k=7", "k=010", "exclude_seen=0"):
+        # an unknown extra parameter makes the request non-plain: FastAPI's route answers it
+        answer, routed = bpr.get(f"{fast}?{query}"), bpr.get(f"{fast}?{query}&via=route")
+        assert answer.status_code == 200 and answer.content == routed.content, query
+        assert answer.headers["content-type"] == routed.headers["content-type"] == "application/json"
+    assert bpr.get(f"{fast}?k=5").json()["items"] == bpr.app.state.engine.recommend("u3", 5)
+    assert bpr.get(f"{fast}?exclude_seen=false&k=30").json()["exclude_seen"] is False
+    for query, status in (("k=0", 422), ("k=1001", 422), ("k=5&k=6", 200), ("exclude_seen=maybe", 422)):
+        assert bpr.get(f"{fast}?{query}").status_code == status, query  # left to the route, with its errors
+    unknown = bpr.get("/users/nobody/recommendations?k=5")
+    assert unknown.status_code == 404 and "unknown user 'nobody'" in unknown.json()["detail"]
+    metrics = bpr.get("/metrics").text  # answered before routing or not, each is counted under the route
+    for status, count in ((200, 15), (422, 3), (404, 1)):
+        assert f'route="/users/{{user_id}}/recommendations",status="{status}"}} {count}\n' in metrics
 
 
 def test_uploads_are_checked(vbpr_path, tmp_path):
