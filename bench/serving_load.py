@@ -28,9 +28,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_server(run: Path, state: Path, port: int, options=(), timeout: float = 1200) -> subprocess.Popen:
-    """`prismrec serve RUN` on ``port`` (extra CLI ``options``), once its /health answers."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+def start_server(run: Path, state: Path, port: int, options=(), timeout: float = 1200,
+                 code: Path = ROOT) -> subprocess.Popen:
+    """`prismrec serve RUN` from the checkout ``code`` on ``port`` (extra CLI ``options``), once /health answers."""
+    env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
     env.pop("PRISMREC_API_KEY", None)
     process = subprocess.Popen([sys.executable, "-c", "from prismrec.cli import app; app()", "serve", str(run),
                                 "--port", str(port), "--state", str(state), *options], env=env)

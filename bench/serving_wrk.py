@@ -116,6 +116,8 @@ def main() -> None:
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--warm-up", type=int, default=3)
     parser.add_argument("--serve-option", action="append", default=[], help="passed to `prismrec serve`")
+    parser.add_argument("--server-code", type=Path, default=ROOT,
+                        help="checkout whose prismrec the server runs (e.g. main's, for a before/after)")
     parser.add_argument("--profile", type=Path, help="sample the server with py-spy; write a summary here")
     parser.add_argument("--recall", type=int, default=0, help="users whose served lists are checked vs exact")
     args = parser.parse_args()
@@ -124,9 +126,10 @@ def main() -> None:
     users = json.loads((args.run / "users.json").read_text())
     users_file.write_text("\n".join(users) + "\n")
     started = time.perf_counter()
-    server = start_server(args.run, state, port, args.serve_option)
+    server = start_server(args.run, state, port, args.serve_option, code=args.server_code)
     base = f"http://127.0.0.1:{port}"
-    report = {"run": str(args.run), "serve_options": args.serve_option, "clients": args.clients,
+    report = {"run": str(args.run), "server_code": str(args.server_code), "serve_options": args.serve_option,
+              "clients": args.clients,
               "seconds": args.seconds, "wrk_threads": args.wrk_threads,
               "server_start_s": round(time.perf_counter() - started, 1), "cores": os.cpu_count(),
               "load_average_before": os.getloadavg()[0]}
