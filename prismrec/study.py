@@ -61,15 +61,17 @@ def parse_study(raw: dict, source: str = "<dict>") -> StudyConfig:
     bad = [p for p in paradigms if p not in PARADIGMS]
     if bad:
         raise ConfigError(f"{source}: paradigms {bad} unknown; choose from {list(PARADIGMS)}")
-    scenarios = {name: dict(spec) for name, spec in raw["splits"].items()}
+    splits = {name: dict(spec) for name, spec in raw["splits"].items()}
     sparsity = raw.get("sparsity")
-    if sparsity:
-        if sparsity.get("split") not in scenarios:
-            raise ConfigError(f"{source}: sparsity.split must name one of the splits {sorted(scenarios)}")
-        for fraction in sparsity.get("fractions", []):
-            if fraction < 1:
-                scenarios[f"{sparsity['split']}@{fraction:g}"] = {**scenarios[sparsity["split"]],
-                                                                   "train_fraction": fraction}
+    if sparsity and sparsity.get("split") not in splits:
+        raise ConfigError(f"{source}: sparsity.split must name one of the splits {sorted(splits)}")
+    scenarios = {}
+    for name, spec in splits.items():  # a sparsity curve runs from its sparsest point up to its full split
+        if sparsity and name == sparsity["split"]:
+            for fraction in sorted(sparsity.get("fractions", [])):
+                if fraction < 1:
+                    scenarios[f"{name}@{fraction:g}"] = {**spec, "train_fraction": fraction}
+        scenarios[name] = spec
     base = {k: raw[k] for k in ("data", "feature_cache", "threads", "seeds", "evaluation") if k in raw}
     tune = _parse_tune(raw.get("tune"), scenarios, source)
     study = StudyConfig(raw.get("name", "study"), base, raw["encoders"], raw["content_models"],
@@ -135,7 +137,17 @@ def grid(study: StudyConfig) -> tuple[list[tuple[dict, str, str]], list[str]]:
     """``([(content model spec, encoder, paradigm), ...], [skipped combination, ...])`` in report order."""
     runs, skipped = [], []
     for spec in study.content_models:
+        missing = [s for s in spec.get("scenarios", []) if s not in study.scenarios]
+        if missing:
+            raise ConfigError(f"{study.source}: content model {spec['name']!r} lists scenario(s) {missing}; the "
+                              f"study's scenarios are {list(study.scenarios)}")
+        unknown = [e for e in spec.get("encoders", []) if e not in study.encoders]
+        if unknown:
+            raise ConfigError(f"{study.source}: content model {spec['name']!r} lists encoder(s) {unknown}, which the "
+                              f"study does not define; its encoders are {list(study.encoders)}")
         for encoder, feature_specs in study.encoders.items():
+            if encoder not in spec.get("encoders", study.encoders):
+                continue
             for paradigm in spec.get("paradigms", study.paradigms):
                 if paradigm not in study.paradigms:
                     raise ConfigError(f"{study.source}: content model {spec['name']!r} lists paradigm {paradigm!r}, "
@@ -165,6 +177,8 @@ def scenario_config(study: StudyConfig, scenario: str):
             entry["features"] = [f"{baseline['encoder']}.{f}.frozen" for f in study.encoders[baseline["encoder"]]]
         models.append(entry)
     for spec, encoder, paradigm in grid(study)[0]:
+        if scenario not in spec.get("scenarios", [scenario]):
+            continue  # a model run only where it is asked for (an expensive one on the sparse points, say)
         entry = {"name": model_name(spec["name"], encoder, paradigm), "model": spec.get("model", spec["name"]),
                  "params": spec.get("params", {}), "features": [f"{encoder}.{f}.{paradigm}"
                                                                 for f in study.encoders[encoder]]}

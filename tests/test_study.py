@@ -36,7 +36,7 @@ def test_study_runs_every_scenario_and_reports_the_sparsity_curve(tmp_path):
     result = runner.invoke(app, ["study", str(study_file(config, tmp_path)), "--out", str(out)])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "results.json").read_text())
-    assert list(summary["scenarios"]) == ["warm", "cold", "warm@0.5"]
+    assert list(summary["scenarios"]) == ["warm@0.5", "warm", "cold"]
     warm = summary["scenarios"]["warm"]
     assert list(warm["models"]) == ["mostpop", "lightgcn", "vbpr-words-frozen"]
     assert warm["reference_model"] == "vbpr-words-frozen" and warm["seeds"] == [1, 2]
@@ -111,18 +111,31 @@ def test_paradigms_take_their_own_train_options_and_unsupported_combinations_are
                 "aligned": {"aligned": {"encoder": "align", "train": {"epochs": 1}}}}
     study = parse_study(yaml.safe_load(study_file(
         own_catalogue, tmp_path, encoders=encoders, paradigms=["frozen", "end2end"],
-        content_models=[{"name": "vbpr"}, {"name": "freedom", "paradigms": ["frozen"]}]).read_text()))
+        content_models=[{"name": "vbpr"}, {"name": "freedom", "paradigms": ["frozen"], "encoders": ["words"]}])
+        .read_text()))
     config = scenario_config(study, "warm")
     assert [m.name for m in config.models] == [
         "mostpop", "lightgcn", "vbpr-words-frozen", "vbpr-words-end2end", "vbpr-aligned-frozen",
-        "freedom-words-frozen", "freedom-aligned-frozen"]
+        "freedom-words-frozen"]
     end2end = config.features["words.text.end2end"]
     assert end2end.encoder_mode == "end2end" and end2end.train == {"adaptation": "adapter", "trainable_layers": 1}
     assert config.features["words.text.frozen"].encoder_mode == "frozen"
     assert config.features["aligned.aligned.frozen"].train == {"epochs": 1}  # the alignment's own options
+    only_sparse = parse_study(yaml.safe_load(study_file(
+        own_catalogue, tmp_path, content_models=[{"name": "vbpr"}, {"name": "freedom", "scenarios": ["warm@0.5"]}])
+        .read_text()))
+    assert [m.name for m in scenario_config(only_sparse, "warm@0.5").models][-2:] == ["vbpr-words-frozen",
+                                                                                      "freedom-words-frozen"]
+    assert [m.name for m in scenario_config(only_sparse, "cold").models][-1] == "vbpr-words-frozen"
+    with pytest.raises(ConfigError, match=r"lists scenario\(s\) \['warm@0.3'\]"):
+        parse_study(yaml.safe_load(study_file(own_catalogue, tmp_path, content_models=[
+            {"name": "vbpr", "scenarios": ["warm@0.3"]}]).read_text()))
     from prismrec.study import grid
 
     assert grid(study)[1] == ["vbpr-aligned-end2end (encoder 'aligned' declares no paradigm_train.end2end)"]
+    with pytest.raises(ConfigError, match=r"lists encoder\(s\) \['clip'\]"):
+        parse_study(yaml.safe_load(study_file(own_catalogue, tmp_path, encoders=encoders,
+                                              content_models=[{"name": "vbpr", "encoders": ["clip"]}]).read_text()))
     with pytest.raises(ConfigError, match="lists paradigm 'finetuned'"):
         parse_study(yaml.safe_load(study_file(own_catalogue, tmp_path, encoders=encoders,
                                               content_models=[{"name": "vbpr", "paradigms": ["finetuned"]}])
