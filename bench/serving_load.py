@@ -34,7 +34,8 @@ def start_server(run: Path, state: Path, port: int, options=(), timeout: float =
     env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
     env.pop("PRISMREC_API_KEY", None)
     process = subprocess.Popen([sys.executable, "-c", "from prismrec.cli import app; app()", "serve", str(run),
-                                "--port", str(port), "--state", str(state), *options], env=env)
+                                "--port", str(port), "--state", str(state), *options], env=env,
+                               cwd=code)  # `python -c` puts the working directory first on sys.path
     for _ in range(int(timeout * 10)):
         if process.poll() is not None:
             raise SystemExit(f"server exited with {process.returncode}")
