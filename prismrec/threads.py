@@ -38,6 +38,9 @@ PASSIVE_WAITING = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0"}
 
 _configured: int | None = None
 _depth = 0  # thread_budget nesting: the outermost one decides
+#: a free-CPU reading is reused for this many seconds (a probe costs a few milliseconds)
+PROBE_SECONDS = 1.0
+_last_probe: tuple[float, int] = (-1e9, 0)
 
 
 def wait_passively() -> None:
@@ -92,7 +95,7 @@ def usable_cpus() -> int:
     return max(1, count)
 
 
-def busy_elsewhere(samples: int = 8, interval: float = 0.001) -> float:
+def busy_elsewhere(samples: int = 5, interval: float = 0.0005) -> float:
     """Runnable threads of *other* processes now: the mean over ``samples`` readings of the
     kernel's running count (``/proc/loadavg``) minus this process's own running threads.
     Where ``/proc`` is missing, the 1-minute load average."""
@@ -120,8 +123,13 @@ def _own_running_threads() -> int:
 
 
 def free_cpus() -> int:
-    """Usable CPUs not taken by other processes' runnable threads (at least 1)."""
-    return max(1, usable_cpus() - round(busy_elsewhere()))
+    """Usable CPUs not taken by other processes' runnable threads (at least 1); a reading
+    younger than :data:`PROBE_SECONDS` is reused."""
+    global _last_probe
+    now = time.monotonic()
+    if now - _last_probe[0] >= PROBE_SECONDS:
+        _last_probe = (now, max(1, usable_cpus() - round(busy_elsewhere())))
+    return _last_probe[1]
 
 
 def budget() -> int:
