@@ -37,10 +37,14 @@ class StudyConfig:
     scenarios: dict  # scenario name -> split section (strategy, options, train_fraction)
     paradigms: list = field(default_factory=lambda: ["frozen"])
     source: str = "<dict>"
+    #: ``{"trials": N, "scenarios": [...], "metric": "ndcg@20", "seed": 0}``: every model of those
+    #: scenarios (baselines included) is tuned with the same budget on validation before it runs
+    tune: dict | None = None
 
 
 _KEYS = {"name", "data", "feature_cache", "threads", "seeds", "evaluation", "encoders", "content_models",
-         "baselines", "splits", "sparsity", "paradigms"}
+         "baselines", "splits", "sparsity", "paradigms", "tune"}
+_TUNE_KEYS = {"trials", "scenarios", "metric", "seed"}
 
 
 def parse_study(raw: dict, source: str = "<dict>") -> StudyConfig:
@@ -57,21 +61,44 @@ def parse_study(raw: dict, source: str = "<dict>") -> StudyConfig:
     bad = [p for p in paradigms if p not in PARADIGMS]
     if bad:
         raise ConfigError(f"{source}: paradigms {bad} unknown; choose from {list(PARADIGMS)}")
-    scenarios = {name: dict(spec) for name, spec in raw["splits"].items()}
+    splits = {name: dict(spec) for name, spec in raw["splits"].items()}
     sparsity = raw.get("sparsity")
-    if sparsity:
-        if sparsity.get("split") not in scenarios:
-            raise ConfigError(f"{source}: sparsity.split must name one of the splits {sorted(scenarios)}")
-        for fraction in sparsity.get("fractions", []):
-            if fraction < 1:
-                scenarios[f"{sparsity['split']}@{fraction:g}"] = {**scenarios[sparsity["split"]],
-                                                                   "train_fraction": fraction}
+    if sparsity and sparsity.get("split") not in splits:
+        raise ConfigError(f"{source}: sparsity.split must name one of the splits {sorted(splits)}")
+    scenarios = {}
+    for name, spec in splits.items():  # a sparsity curve runs from its sparsest point up to its full split
+        if sparsity and name == sparsity["split"]:
+            for fraction in sorted(sparsity.get("fractions", [])):
+                if fraction < 1:
+                    scenarios[f"{name}@{fraction:g}"] = {**spec, "train_fraction": fraction}
+        scenarios[name] = spec
     base = {k: raw[k] for k in ("data", "feature_cache", "threads", "seeds", "evaluation") if k in raw}
+    tune = _parse_tune(raw.get("tune"), scenarios, source)
     study = StudyConfig(raw.get("name", "study"), base, raw["encoders"], raw["content_models"],
-                        raw.get("baselines", []), scenarios, list(paradigms), source)
+                        raw.get("baselines", []), scenarios, list(paradigms), source, tune)
     for scenario in scenarios:
         scenario_config(study, scenario)  # every run is validated before anything trains
     return study
+
+
+def _parse_tune(tune, scenarios: dict, source: str) -> dict | None:
+    if tune is None:
+        return None
+    if not isinstance(tune, dict):
+        raise ConfigError(f"{source}: tune must be a mapping with {sorted(_TUNE_KEYS)}")
+    unknown = sorted(set(tune) - _TUNE_KEYS)
+    if unknown:
+        raise ConfigError(f"{source}: tune has unknown key(s) {unknown}; it takes {sorted(_TUNE_KEYS)}")
+    trials = tune.get("trials")
+    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
+        raise ConfigError(f"{source}: tune.trials must be a whole number >= 1, got {trials!r}")
+    names = tune.get("scenarios", list(scenarios))
+    missing = [n for n in names if n not in scenarios]
+    if missing:
+        raise ConfigError(f"{source}: tune.scenarios names {missing}, which are not scenarios of this study; "
+                          f"its scenarios are {list(scenarios)}")
+    return {"trials": trials, "scenarios": list(names), "metric": str(tune.get("metric", "ndcg@20")),
+            "seed": int(tune.get("seed", 0))}
 
 
 def load_study(path: str | Path) -> StudyConfig:
@@ -85,6 +112,50 @@ def model_name(model: str, encoder: str, paradigm: str) -> str:
     return f"{model}-{encoder}-{paradigm}"
 
 
+def feature_spec(spec: dict, paradigm: str) -> dict | None:
+    """A study feature under ``paradigm``, or ``None`` when this feature does not take part in it.
+
+    A feature may carry ``paradigm_train: {finetuned: {...}, end2end: {...}}``: the ``train``
+    options of each paradigm (an alignment's options are not an end2end adapter's). A feature
+    with such a map takes part only in the paradigms it names; one without it takes part in
+    every paradigm as written, unless its own ``train`` (an alignment) pins it to ``frozen``.
+    """
+    by_paradigm = spec.get("paradigm_train")
+    base = {k: v for k, v in spec.items() if k != "paradigm_train"}
+    if paradigm == "frozen":
+        return base
+    if by_paradigm is not None:
+        if paradigm not in by_paradigm:
+            return None
+        return {**base, "encoder_mode": paradigm, "train": by_paradigm[paradigm] or {}}
+    if "train" in base:
+        return None  # e.g. an aligned encoder trained by the study: its train options are the alignment's
+    return {**base, "encoder_mode": paradigm}
+
+
+def grid(study: StudyConfig) -> tuple[list[tuple[dict, str, str]], list[str]]:
+    """``([(content model spec, encoder, paradigm), ...], [skipped combination, ...])`` in report order."""
+    runs, skipped = [], []
+    for spec in study.content_models:
+        unknown = [e for e in spec.get("encoders", []) if e not in study.encoders]
+        if unknown:
+            raise ConfigError(f"{study.source}: content model {spec['name']!r} lists encoder(s) {unknown}, which the "
+                              f"study does not define; its encoders are {list(study.encoders)}")
+        for encoder, feature_specs in study.encoders.items():
+            if encoder not in spec.get("encoders", study.encoders):
+                continue
+            for paradigm in spec.get("paradigms", study.paradigms):
+                if paradigm not in study.paradigms:
+                    raise ConfigError(f"{study.source}: content model {spec['name']!r} lists paradigm {paradigm!r}, "
+                                      f"which is not among the study's paradigms {study.paradigms}")
+                if all(feature_spec(f, paradigm) is not None for f in feature_specs.values()):
+                    runs.append((spec, encoder, paradigm))
+                else:
+                    skipped.append(f"{model_name(spec['name'], encoder, paradigm)} (encoder {encoder!r} declares no "
+                                   f"paradigm_train.{paradigm})")
+    return runs, skipped
+
+
 def scenario_config(study: StudyConfig, scenario: str):
     """The ``compare`` config of one scenario: baselines, then every content model x encoder x paradigm."""
     raw = copy.deepcopy(study.base)
@@ -94,19 +165,18 @@ def scenario_config(study: StudyConfig, scenario: str):
     for encoder, specs in study.encoders.items():
         for paradigm in study.paradigms:
             for feature, spec in specs.items():
-                features[f"{encoder}.{feature}.{paradigm}"] = {**spec, **({"encoder_mode": paradigm}
-                                                                          if paradigm != "frozen" else {})}
+                if feature_spec(spec, paradigm) is not None:
+                    features[f"{encoder}.{feature}.{paradigm}"] = feature_spec(spec, paradigm)
     for baseline in study.baselines:
         entry = {k: v for k, v in baseline.items() if k != "encoder"}
         if "encoder" in baseline:  # a content baseline on one fixed encoder (frozen)
             entry["features"] = [f"{baseline['encoder']}.{f}.frozen" for f in study.encoders[baseline["encoder"]]]
         models.append(entry)
-    for spec in study.content_models:
-        for encoder, feature_specs in study.encoders.items():
-            for paradigm in study.paradigms:
-                models.append({"name": model_name(spec["name"], encoder, paradigm), "model": spec.get("model",
-                               spec["name"]), "params": spec.get("params", {}),
-                               "features": [f"{encoder}.{f}.{paradigm}" for f in feature_specs]})
+    for spec, encoder, paradigm in grid(study)[0]:
+        entry = {"name": model_name(spec["name"], encoder, paradigm), "model": spec.get("model", spec["name"]),
+                 "params": spec.get("params", {}), "features": [f"{encoder}.{f}.{paradigm}"
+                                                                for f in study.encoders[encoder]]}
+        models.append({**entry, **({"tuned": spec["tuned"]} if "tuned" in spec else {})})
     used = {f for m in models for f in m.get("features", [])}
     raw["features"] = {name: spec for name, spec in features.items() if name in used}
     raw["models"] = models
@@ -125,22 +195,32 @@ def run_study(study: StudyConfig, out_dir: str | Path, *, progress: bool = False
     reports = {}
     for scenario in study.scenarios:
         config = scenario_config(study, scenario)
-        key = scenario_key(config)
+        tuned = study.tune is not None and scenario in study.tune["scenarios"]
+        if tuned:
+            for model in config.models:  # where the tuning below leaves <model>/best_params.json
+                model.tuned = str((out / scenario / "tuning").resolve())
+        key = scenario_key(config, study.tune if tuned else None)
         done = _finished_scenario(out / scenario, key)
         if done is not None:
             log(f"== scenario {scenario}: already finished with this exact config, reusing {out / scenario}")
             reports[scenario] = done
             continue
         log(f"== scenario {scenario}")
+        if tuned:
+            _tune_scenario(config, out / scenario / "tuning", study.tune, progress, log)
         report = run_comparison(config, out / scenario, progress=progress, log=log)
+        if tuned:
+            report["tuning"] = {**study.tune, "folder": str(out / scenario / "tuning"),
+                                "selection": f"valid {study.tune['metric']} on the first seed's split (test never seen)"}
         report["scenario_key"] = key
         atomic_write_json(out / scenario / "results.json", report)  # the key marks the scenario finished
         reports[scenario] = report
-    summary = {"name": study.name, "source": study.source, "paradigms": study.paradigms,
+    summary = {"name": study.name, "source": study.source, "paradigms": study.paradigms, "skipped": grid(study)[1],
                "encoders": study.encoders, "scenarios": {s: {"split": r["split"], "protocol": r["protocol"],
                                                              "reference_model": r["reference_model"],
                                                              "headline": r["headline"], "seeds": r["seeds"],
-                                                             "models": r["models"], "pairwise": r.get("pairwise")}
+                                                             "models": r["models"], "pairwise": r.get("pairwise"),
+                                                             "tuning": r.get("tuning")}
                                                          for s, r in reports.items()},
                "provenance": run_provenance()}
     atomic_write_json(out / "results.json", summary)
@@ -149,9 +229,22 @@ def run_study(study: StudyConfig, out_dir: str | Path, *, progress: bool = False
     return summary
 
 
-def scenario_key(config) -> str:
+def _tune_scenario(config, folder: Path, tune: dict, progress: bool, log) -> None:
+    """Tune every model of the scenario with the same trial budget (resumable: Optuna's SQLite study)."""
+    from prismrec.tuning import tune_models
+
+    log(f"   tuning every model with {tune['trials']} trials on valid {tune['metric']} (TPE seed {tune['seed']})")
+    own = copy.deepcopy(config)
+    for model in own.models:
+        model.tuned = None  # tune from the configured parameters, not from an earlier result
+    tune_models(own, folder, trials=tune["trials"], metric=tune["metric"], seed=tune["seed"], progress=progress,
+                log=log)
+
+
+def scenario_key(config, tune: dict | None = None) -> str:
     """A hash of a scenario's full resolved config: a rerun reuses a finished scenario only if this matches."""
-    text = json.dumps(asdict(config), sort_keys=True, default=str)
+    content = asdict(config) if tune is None else {"config": asdict(config), "tune": tune}
+    text = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 

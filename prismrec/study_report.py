@@ -66,11 +66,17 @@ def study_markdown(summary: dict) -> str:
     for name, scenario in summary["scenarios"].items():
         metrics = scenario["headline"]
         lines += [f"## {name}", "", f"Split: {scenario['split']}", "", f"Protocol: {scenario['protocol']}; "
-                  f"reference: `{scenario['reference_model']}`; seeds: {scenario['seeds']}", "",
-                  "| model | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
+                  f"reference: `{scenario['reference_model']}`; seeds: {scenario['seeds']}", ""]
+        if scenario.get("tuning"):
+            tuning = scenario["tuning"]
+            lines += [f"Tuned: every model, {tuning['trials']} Optuna TPE trials each, selected on "
+                      f"{tuning['selection']}; chosen parameters in `{tuning['folder']}/<model>/best_params.json`.", ""]
+        lines += ["| model | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
         lines += [f"| {model} | " + " | ".join(_cell(scenario, model, m) for m in metrics) + " |"
                   for model in scenario["models"]]
         lines.append("")
+    if summary.get("skipped"):
+        lines += ["Not run (the encoder does not declare that paradigm): " + "; ".join(summary["skipped"]) + ".", ""]
     curve = sparsity_curve(summary)
     if curve:
         fractions, values, metric = curve
@@ -110,7 +116,9 @@ def study_html(summary: dict) -> str:
         rows = "".join(f"<tr><td>{html.escape(m)}</td>" + "".join(f"<td>{html.escape(_cell(scenario, m, k))}</td>"
                                                                    for k in metrics) + "</tr>"
                        for m in scenario["models"])
-        body.append(f"<h2>{html.escape(name)}</h2><p>{html.escape(scenario['protocol'])}</p><table><tr><th>model</th>"
+        tuned = (f"<p>Tuned: every model, {scenario['tuning']['trials']} TPE trials each, selected on "
+                 f"{html.escape(scenario['tuning']['selection'])}.</p>" if scenario.get("tuning") else "")
+        body.append(f"<h2>{html.escape(name)}</h2><p>{html.escape(scenario['protocol'])}</p>{tuned}<table><tr><th>model</th>"
                     + "".join(f"<th>{html.escape(k)}</th>" for k in metrics) + f"</tr>{rows}</table>")
     curve = sparsity_curve(summary)
     if curve:

@@ -1,6 +1,7 @@
 """prismrec study: a grid of scenarios (warm, cold-start, sparsity) reported together."""
 import json
 
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -35,7 +36,7 @@ def test_study_runs_every_scenario_and_reports_the_sparsity_curve(tmp_path):
     result = runner.invoke(app, ["study", str(study_file(config, tmp_path)), "--out", str(out)])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "results.json").read_text())
-    assert list(summary["scenarios"]) == ["warm", "cold", "warm@0.5"]
+    assert list(summary["scenarios"]) == ["warm@0.5", "warm", "cold"]
     warm = summary["scenarios"]["warm"]
     assert list(warm["models"]) == ["mostpop", "lightgcn", "vbpr-words-frozen"]
     assert warm["reference_model"] == "vbpr-words-frozen" and warm["seeds"] == [1, 2]
@@ -68,3 +69,65 @@ def test_study_mistakes_are_caught_before_anything_runs(own_catalogue, tmp_path)
     result = runner.invoke(app, ["study", str(bad), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "params.factors must be an integer" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_study_tunes_every_model_of_the_chosen_scenarios_with_the_same_budget(tmp_path):
+    from conftest import write_own_catalogue
+
+    config = write_own_catalogue(tmp_path, n_items=60)
+    out = tmp_path / "study"
+    path = study_file(config, tmp_path, splits={"warm": {"strategy": "random_per_user",
+                                                          "options": {"ratios": [0.7, 0.1, 0.2], "seed": 1}}},
+                      tune={"trials": 2, "scenarios": ["warm@0.5"], "metric": "ndcg@5"})
+    result = runner.invoke(app, ["study", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    tuning = out / "warm@0.5" / "tuning"
+    scenario = json.loads((out / "warm@0.5" / "results.json").read_text())
+    assert scenario["tuning"]["trials"] == 2 and not (out / "warm" / "tuning").exists()
+    fitted = {m["name"]: m["params"] for m in scenario["config"]["models"]}
+    for name in ("lightgcn", "vbpr-words-frozen", "mostpop"):
+        best = json.loads((tuning / name / "best_params.json").read_text())
+        trials = pd.read_csv(tuning / name / "trials.csv")
+        assert len(trials) == (1 if name == "mostpop" else 2)  # nothing to search in MostPopular: one fit
+        assert best["selection"] == "valid ndcg@5 (test never seen)"
+        for param, value in best["tuned"].items():  # the scenario ran with the chosen values
+            assert fitted[name][param] == pytest.approx(value)
+    assert "Tuned: every model, 2 Optuna TPE trials each" in (out / "results.md").read_text()
+
+
+def test_study_tune_section_is_checked(own_catalogue, tmp_path):
+    with pytest.raises(ConfigError, match=r"tune.scenarios names \['warm@0.3'\]"):
+        parse_study(yaml.safe_load(study_file(own_catalogue, tmp_path, tune={"trials": 2, "scenarios": ["warm@0.3"]})
+                                   .read_text()))
+    with pytest.raises(ConfigError, match="tune.trials must be a whole number"):
+        parse_study(yaml.safe_load(study_file(own_catalogue, tmp_path, tune={"trials": 0}).read_text()))
+
+
+def test_paradigms_take_their_own_train_options_and_unsupported_combinations_are_listed(own_catalogue, tmp_path):
+    from prismrec.study import scenario_config
+
+    encoders = {"words": {"text": {"encoder": "text:minilm", "options": {"template": "{title}"},
+                                   "paradigm_train": {"end2end": {"adaptation": "adapter", "trainable_layers": 1}}}},
+                "aligned": {"aligned": {"encoder": "align", "train": {"epochs": 1}}}}
+    study = parse_study(yaml.safe_load(study_file(
+        own_catalogue, tmp_path, encoders=encoders, paradigms=["frozen", "end2end"],
+        content_models=[{"name": "vbpr"}, {"name": "freedom", "paradigms": ["frozen"], "encoders": ["words"]}])
+        .read_text()))
+    config = scenario_config(study, "warm")
+    assert [m.name for m in config.models] == [
+        "mostpop", "lightgcn", "vbpr-words-frozen", "vbpr-words-end2end", "vbpr-aligned-frozen",
+        "freedom-words-frozen"]
+    end2end = config.features["words.text.end2end"]
+    assert end2end.encoder_mode == "end2end" and end2end.train == {"adaptation": "adapter", "trainable_layers": 1}
+    assert config.features["words.text.frozen"].encoder_mode == "frozen"
+    assert config.features["aligned.aligned.frozen"].train == {"epochs": 1}  # the alignment's own options
+    from prismrec.study import grid
+
+    assert grid(study)[1] == ["vbpr-aligned-end2end (encoder 'aligned' declares no paradigm_train.end2end)"]
+    with pytest.raises(ConfigError, match=r"lists encoder\(s\) \['clip'\]"):
+        parse_study(yaml.safe_load(study_file(own_catalogue, tmp_path, encoders=encoders,
+                                              content_models=[{"name": "vbpr", "encoders": ["clip"]}]).read_text()))
+    with pytest.raises(ConfigError, match="lists paradigm 'finetuned'"):
+        parse_study(yaml.safe_load(study_file(own_catalogue, tmp_path, encoders=encoders,
+                                              content_models=[{"name": "vbpr", "paradigms": ["finetuned"]}])
+                                   .read_text()))

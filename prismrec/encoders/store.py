@@ -6,6 +6,7 @@ never share a folder)::
     root/
       text_minilm@1a2b3c4d5e6f7a8b-0c1d2e3f.9f8e7d6c/
         meta.json                               encoder id and dimension
+        .encoding.lock                          held by the one run encoding into this folder
         shard-000001-5c0e9a1b.safetensors       one per finished batch, append-only
         shard-000002-77d1f0aa.safetensors
         ...
@@ -23,7 +24,9 @@ After a run the small shards are merged, so a folder holds at most two shards
 :func:`encode_catalog` is the usual entry point: it encodes, in batches, only the items
 whose content is not stored yet, writes a shard per finished batch (so a killed run
 resumes where it stopped), and returns features aligned with the catalog plus an
-:class:`EncodeReport` of what was cached, encoded, missing or unreadable.
+:class:`EncodeReport` of what was cached, encoded, missing or unreadable. Two runs that
+share a store (two ``compare`` jobs, say) never encode the same items twice: the second
+waits on the folder's lock, then reads what the first wrote.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ import json
 import re
 import secrets
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -271,12 +275,22 @@ def encode_catalog(encoder: Encoder, catalog: ItemCatalog, store: FeatureStore |
     keys = content_keys([encoder.content_hash(contents[i]) for i in present])
     table = store.table(encoder_id, dim)
     cached = table.find(keys) >= 0
-    _, first = np.unique(keys[~cached], return_index=True)  # identical contents are encoded once
-    todo = np.sort(np.flatnonzero(~cached)[first])
-    raised = _encode_missing(encoder, encoder_id, dim, contents, present, keys, todo, store,
-                             batch_size=batch_size, progress=progress)
-    if len(todo):
-        store.compact(encoder_id, dim)
+    raised = {}
+    if not cached.all():
+        # one writer per encoder folder: a second run on the same store waits, then reads what the
+        # first one encoded instead of encoding everything again
+        with _encoder_lock(store, encoder_id, progress) as waited:
+            if waited:  # the other run wrote shards meanwhile: read them
+                damaged = table.damaged
+                table = store.table(encoder_id, dim, reload=True)
+                table.damaged = damaged + table.damaged
+                cached = table.find(keys) >= 0
+            _, first = np.unique(keys[~cached], return_index=True)  # identical contents are encoded once
+            todo = np.sort(np.flatnonzero(~cached)[first])
+            raised = _encode_missing(encoder, encoder_id, dim, contents, present, keys, todo, store,
+                                     batch_size=batch_size, progress=progress)
+            if len(todo):
+                store.compact(encoder_id, dim)
     result, retried_rows = _assemble(encoder_id, contents, present, keys, table, raised, dim)
     failed = np.isin(present, np.fromiter(result.errors, dtype=np.int64, count=len(result.errors)))
     result.report = EncodeReport(
@@ -293,6 +307,31 @@ def encode_catalog(encoder: Encoder, catalog: ItemCatalog, store: FeatureStore |
 
         Console(stderr=True).print(str(result.report), highlight=False, markup=False)
     return result
+
+
+@contextmanager
+def _encoder_lock(store: FeatureStore, encoder_id: str, progress: bool):
+    """Hold ``<encoder folder>/.encoding.lock`` (a file lock, released if the process dies); yields
+    whether another run held it first."""
+    from filelock import FileLock, Timeout
+
+    folder = store.folder(encoder_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock, waited = FileLock(str(folder / ".encoding.lock")), False
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        waited = True
+        message = f"waiting: another process is encoding {encoder_id} into {store.root}; its items will be reused"
+        if progress:
+            from rich.console import Console
+
+            Console(stderr=True).print(message, highlight=False, markup=False)
+        lock.acquire()
+    try:
+        yield waited
+    finally:
+        lock.release()
 
 
 def _encode_missing(encoder, encoder_id, dim, contents, present, keys, todo, store, *, batch_size,

@@ -126,6 +126,8 @@ class VBPR(Recommender):
         with threads_for(train.n_users + train.n_items):  # small graphs: one thread (see threads_for)
             train_epochs(self, train, valid, run_epoch, epochs=self.epochs, metric=self.early_stopping_metric,
                          patience=self.patience, every=self.eval_every, progress=progress)
+        if modules:  # the encoders go back to the best epoch too, like the scoring state
+            torch.nn.utils.vector_to_parameters(self.encoder_trainable_, encoder_parameters)
 
     def _batch_loss(self, params, features, users, positives, negatives) -> torch.Tensor:
         """Mean ``-ln σ(x_uij)`` plus L2 terms (summed over the batch's rows, divided by the batch)."""
@@ -150,7 +152,10 @@ class VBPR(Recommender):
     def _publish(self, params, features: torch.Tensor, seen: torch.Tensor) -> None:
         """Scoring tensors; items never seen in training keep only their content terms (their
         latent factors and bias were only ever pushed down as negatives)."""
-        features = features if isinstance(features, torch.Tensor) else features.full()
+        if not isinstance(features, torch.Tensor):  # end to end: the encoders' trainable part, flat, so that
+            # early stopping snapshots and restores it with the scoring state of the best epoch
+            self.encoder_trainable_ = torch.nn.utils.parameters_to_vector(features.parameters()).detach().clone()
+            features = features.full()
         self.user_factors_ = params["user"].detach().clone()
         self.user_visual_factors_ = params["user_visual"].detach().clone()
         self.item_factors_ = params["item"].detach() * seen.unsqueeze(1)

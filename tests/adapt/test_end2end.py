@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import make_checkerboard
@@ -46,6 +47,23 @@ def test_recommendation_loss_trains_the_encoder_and_not_a_frozen_copy(text_encod
     # the published scoring state is the final encoder's: item_visual_embeddings_ lies in the span E^T f_i
     projection = torch.linalg.lstsq(features, model.item_visual_embeddings_).solution
     torch.testing.assert_close(features @ projection, model.item_visual_embeddings_, atol=1e-4, rtol=1e-4)
+
+
+def test_early_stopping_restores_the_encoder_of_the_best_epoch(text_encoder, colour_catalog, tmp_path):
+    train = make_checkerboard(n_users=30, n_items=40)
+    rng = np.random.default_rng(0)
+    pairs = pd.DataFrame({"user": [f"u{u}" for u in rng.integers(0, 30, 80)],
+                          "item": [f"i{i}" for i in rng.integers(0, 40, 80)]})
+    valid = type(train).from_frame(pairs, users=train.users, items=train.items)
+    encoder = _encoder(text_encoder, colour_catalog, tmp_path / "store")
+    model = VBPR(feature_names=("text",), factors=4, visual_factors=4, epochs=8, batch_size=64, learning_rate=0.2,
+                 eval_every=1, patience=10, early_stopping_metric="ndcg@5")
+    model.set_item_feature_modules({"text": encoder}).fit(train, valid=valid,
+                                                          item_features={"text": encoder.encode_all().numpy()})
+    assert model.best_epoch_ < 8  # (seeded) the last epoch is not the best, so a stale encoder would show
+    features = torch.nn.functional.normalize(encoder.encode_all(), dim=1)
+    torch.testing.assert_close(features @ model.feature_projection_, model.item_visual_embeddings_,
+                               atol=1e-5, rtol=1e-5)
 
 
 def test_saved_end_to_end_model_scores_without_the_encoder(text_encoder, colour_catalog, tmp_path):

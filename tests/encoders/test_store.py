@@ -306,7 +306,8 @@ def test_shards_are_compacted_and_no_temporary_files_are_left(tmp_path):
     run(encoder, text_catalog(20), store, batch_size=3)
     folder = store.folder(encoder.id)
     assert len(store.shard_paths(encoder.id)) == 1  # 7 batch shards merged into one
-    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith("shard-")) == ["meta.json"]
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith("shard-")) == [".encoding.lock",
+                                                                                          "meta.json"]
     run(encoder, text_catalog(22), store, batch_size=3)  # 2 new items: a small second shard
     assert len(store.shard_paths(encoder.id)) == 2
     run(encoder, text_catalog(25), store, batch_size=1)  # 3 shards of 1 merged with the small one
@@ -431,3 +432,23 @@ def test_cached_encode_batch_encodes_each_content_once_and_matches_the_encoder(t
     assert encoder.n_encoded == 4  # "alien" and "heat" came from the store the second time
     np.testing.assert_allclose(again, direct, rtol=1e-6)
     np.testing.assert_allclose(again[1], first[0], rtol=1e-6)
+
+
+def test_two_runs_on_one_store_encode_each_item_once(tmp_path):
+    """The second of two concurrent runs waits for the first and reads its vectors."""
+    import threading
+
+    catalog = text_catalog(12)
+    first, second = TrigramTextEncoder(delay=0.05), TrigramTextEncoder(delay=0.05)  # same weights, same id
+    results = {}
+    threads = [threading.Thread(target=lambda name, enc: results.__setitem__(name, run(enc, catalog,
+                                                                                       FeatureStore(tmp_path))),
+                                args=(name, enc)) for name, enc in (("first", first), ("second", second))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert first.n_encoded + second.n_encoded == 12  # without the lock: 24, each run encodes everything
+    assert sorted(r.report.n_cached for r in results.values()) == [0, 12]
+    np.testing.assert_allclose(results["first"].features, results["second"].features, rtol=1e-6, atol=1e-6)
+    assert not list(tmp_path.glob("*/*.tmp"))
