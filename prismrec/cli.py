@@ -56,12 +56,11 @@ def _progress(flag: Optional[bool]) -> bool:
 
 
 def _setup(threads: Optional[int]) -> None:
-    import torch
-
     import prismrec.models  # noqa: F401  (registers the built-in models)
+    from prismrec.threads import set_threads
 
     if threads:
-        torch.set_num_threads(threads)
+        set_threads(threads)
 
 
 def _version(value: bool) -> None:
