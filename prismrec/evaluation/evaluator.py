@@ -206,6 +206,7 @@ class Evaluator:
         for start in range(0, len(users), self.batch_size):
             batch = users[start : start + self.batch_size]
             scores = _writable(model.score(batch))
+            _raise_on_nan_scores(scores, model, batch)
             if candidate_mask is not None:
                 scores[:, ~candidate_mask] = -torch.inf
             if seen is not None:
@@ -238,6 +239,17 @@ class Evaluator:
             summary[key("popularity", k)] = float(popularity[topk[:, :k]].mean())
         return EvaluationResult(users, per_user, summary, topk, self.protocol_for(n_rankable, label),
                                 topk_scores=topk_scores)
+
+
+def _raise_on_nan_scores(scores: torch.Tensor, model, batch: np.ndarray) -> None:
+    """NaN scores are an error: ``torch.topk`` ranks NaN above every number, so they would silently
+    fill the top-K lists (as MMRec's all-zero feature rows do through its cosine kNN graph)."""
+    nan = torch.isnan(scores)
+    if bool(nan.any()):
+        rows, items = np.nonzero(nan.numpy())
+        raise ValueError(f"{type(model).__name__}.score returned {len(rows)} NaN scores for {len(np.unique(rows))} of "
+                         f"{len(batch)} users (first: user {int(batch[rows[0]])}, item {int(items[0])}); NaN would rank "
+                         "first in the top-K lists. Check the model's item features for all-zero or non-finite rows")
 
 
 def _writable(scores: torch.Tensor) -> torch.Tensor:

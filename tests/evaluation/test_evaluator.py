@@ -171,3 +171,13 @@ def test_ties_are_broken_by_a_seeded_random_order_not_by_item_index():
     assert result["recall@10"] < 0.5  # index order would give 1.0
     again = Evaluator(ks=(10,), metrics=("recall",)).evaluate(flat, test)
     assert np.array_equal(result.topk, again.topk)
+
+
+def test_nan_scores_are_refused_instead_of_ranked_first():
+    """torch.topk ranks NaN above every number (MMRec's zero-feature items reach its top-K that way)."""
+    scores = np.array(SCORES, dtype=np.float32)
+    assert torch.topk(torch.tensor([0.5, float("nan"), 0.9]), 1).indices.item() == 1  # the hazard itself
+    scores[1, 2] = np.nan
+    test = part([(0, 2), (1, 0)])
+    with pytest.raises(ValueError, match=r"1 NaN scores for 1 of 2 users \(first: user 1, item 2\)"):
+        Evaluator(ks=(2,)).evaluate(fixed(scores), test)

@@ -92,3 +92,16 @@ def test_add_items_scores_a_new_item_from_its_features_alone(checkerboard, norma
     torch.testing.assert_close(after[:, 40], expected)
     with pytest.raises(ValueError, match=r"needs the feature arrays \['image'\]"):
         model.add_items({"text": features[:1]})
+
+
+def test_item_bias_false_is_mmrecs_vbpr_without_the_papers_biases(checkerboard):
+    features = {"image": block_features()}
+    with_bias = VBPR(feature_names=("image",), epochs=3, seed=0).fit(checkerboard, item_features=features)
+    assert with_bias.item_bias_.abs().max() > 0 and with_bias.feature_bias_weights_.abs().max() > 0
+    plain = VBPR(feature_names=("image",), epochs=3, seed=0, item_bias=False).fit(checkerboard, item_features=features)
+    assert plain.item_bias_.abs().max() == 0 and plain.feature_bias_weights_.abs().max() == 0
+    scores = plain.score([0, 1])  # only the two inner products remain
+    expected = plain.user_factors_[:2] @ plain.item_factors_.T + plain.user_visual_factors_[:2] @ \
+        plain.item_visual_embeddings_.T
+    torch.testing.assert_close(scores, expected)
+    assert not torch.equal(scores, with_bias.score([0, 1]))
