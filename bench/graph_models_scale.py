@@ -3,18 +3,25 @@ registered content model) on synthetic data with 512-d image and 384-d text feat
 
 For each item count N the data has N users, ``10 N`` interactions (Zipf-skewed items) and
 random features. The kNN graphs are built once and timed (they are cached in a temporary
-folder, keyed by features and parameters); then one epoch is timed with the cache warm, so
-the epoch figure excludes FREEDOM's frozen graphs but includes LATTICE's per-epoch learned
-graph, as the models require. Peak RSS is the process's maximum so far.
+folder, keyed by features and parameters); then a 1-epoch fit runs with the cache warm.
+"setup" is that fit's time outside the epoch (reading the cached graphs, the user-item
+graph, the network); "epoch" is the epoch itself (``epoch_seconds_``), which includes
+LATTICE's per-epoch learned graph, as the model requires. Each (model, size) runs in its
+own process, so peak RSS is that run's maximum. "dense N x N" is what one float32 item-item
+matrix would take (LATTICE's paper code holds several).
 
-Example (the 10k point takes about a minute on one thread; 40k and 100k take much longer):
+Example (the 10k point takes about a minute on one thread; 100k takes about 15 minutes on 2):
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 PYTHONPATH=. python bench/graph_models_scale.py --items 10000
-    PYTHONPATH=. python bench/graph_models_scale.py --items 10000 40000 100000 --models freedom lattice
+    PYTHONPATH=. python bench/graph_models_scale.py --items 10000 40000 100000 --models freedom lattice --threads 2
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -26,6 +33,7 @@ import torch
 from prismrec.data import IdMap, Interactions
 from prismrec.models import create_model
 from prismrec.models.content import item_content_graph
+from prismrec.threads import set_threads
 
 
 def synthetic(n_items: int, seed: int = 0):
@@ -47,7 +55,7 @@ def peak_rss_gb() -> float:
 
 
 def measure(model_name: str, n_items: int, threads: int) -> dict:
-    torch.set_num_threads(threads)
+    set_threads(threads)
     train, features = synthetic(n_items)
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
@@ -59,9 +67,20 @@ def measure(model_name: str, n_items: int, threads: int) -> dict:
             warnings.simplefilter("ignore")
             start = time.perf_counter()
             model.fit(train, item_features=features)
-        epoch_seconds = time.perf_counter() - start
-    return {"model": model_name, "items": n_items, "interactions": len(train), "graph_s": graph_seconds,
-            "epoch_s": epoch_seconds, "peak_rss_gb": peak_rss_gb()}
+        fit_seconds = time.perf_counter() - start
+    epoch_seconds = model.epoch_seconds_[0]
+    return {"model": model_name, "items": n_items, "interactions": len(train), "threads": torch.get_num_threads(),
+            "graph_s": round(graph_seconds, 2), "setup_s": round(fit_seconds - epoch_seconds, 2),
+            "epoch_s": round(epoch_seconds, 2), "peak_rss_gb": round(peak_rss_gb(), 3),
+            "dense_gb": round(4 * n_items**2 / 1e9, 1), "load_average": os.getloadavg()}
+
+
+def measure_in_child(model_name: str, n_items: int, threads: int) -> dict:
+    command = [sys.executable, __file__, "--child", model_name, "--items", str(n_items), "--threads", str(threads)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{model_name} at {n_items} items: {done.stderr.strip()[-800:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -69,14 +88,20 @@ def main() -> None:
     parser.add_argument("--items", type=int, nargs="+", default=[10_000])
     parser.add_argument("--models", nargs="+", default=["freedom", "lattice"])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    print("| model | items | interactions | graph build (s) | epoch (s) | peak RSS (GB) |")
-    print("|---|---|---|---|---|---|")
+    if args.child:
+        print(json.dumps(measure(args.child, args.items[0], args.threads)))
+        return
+    print("| model | items | interactions | graph build (s) | setup (s) | epoch (s) | peak RSS (GB) | dense N x N (GB) |")
+    print("|---|---|---|---|---|---|---|---|")
     for n_items in args.items:
         for model_name in args.models:
-            row = measure(model_name, n_items, args.threads)
+            row = measure_in_child(model_name, n_items, args.threads)
             print(f"| {row['model']} | {row['items']:,} | {row['interactions']:,} | {row['graph_s']:.1f} | "
-                  f"{row['epoch_s']:.1f} | {row['peak_rss_gb']:.2f} |", flush=True)
+                  f"{row['setup_s']:.1f} | {row['epoch_s']:.1f} | {row['peak_rss_gb']:.2f} | {row['dense_gb']:.1f} |",
+                  flush=True)
+            print(json.dumps(row), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

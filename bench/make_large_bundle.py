@@ -1,7 +1,8 @@
 """A synthetic serving bundle with a large catalogue, to load-test the ANN path of `prismrec serve`.
 
     python bench/make_large_bundle.py --items 1000000 --users 10000 --out /tmp/large-bundle
-    prismrec serve /tmp/large-bundle --port 8000      # builds the HNSW index at start (> 200k items)
+    prismrec index /tmp/large-bundle --threads 2      # the HNSW graph, once, into the bundle (minutes)
+    prismrec serve /tmp/large-bundle --port 8000      # reads it (without it: builds it at start, > 200k items)
     wrk -t1 -c50 -d20s --latency -s bench/serving_wrk.lua http://127.0.0.1:8000 -- /tmp/large-bundle/users.txt
 
 The model is a BPR whose factors are drawn around random "taste" centres instead of being

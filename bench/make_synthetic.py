@@ -8,6 +8,8 @@ per user 80/20 (train/test) with ``prismrec.data.splits.per_user_ratio`` and wri
         interactions.csv, interactions.parquet   all pairs (user, item, timestamp)
         train.csv, test.csv                      the split every library uses
         item_features.npy                        float32 [10000, 512], row j = item "i{j}"
+        item_text_features.npy                   float32 [10000, 384] (the second modality of
+                                                 the multimodal speed benchmark)
         recbole/synth/synth.{train,valid,test}.inter   RecBole atomic files (valid = test,
                                                        never used for timing)
         meta.json                                description + checksums of the split
@@ -39,6 +41,7 @@ N_USERS, N_ITEMS, N_INTERACTIONS = 20_000, 10_000, 500_000
 ZIPF_EXPONENT = 0.8
 MIN_PER_USER = 5
 FEATURE_DIM = 512
+TEXT_FEATURE_DIM = 384
 
 
 def _user_quota(n_users: int, n_interactions: int, n_items: int, rng: np.random.Generator) -> np.ndarray:
@@ -104,6 +107,16 @@ def item_features(n_items: int, seed: int) -> np.ndarray:
     return np.maximum(latent @ projection + noise, 0.0).astype(np.float32)
 
 
+def item_text_features(n_items: int, seed: int) -> np.ndarray:
+    """Float32 [n_items, 384]: unit-norm rows of a low-rank projection plus noise
+    (sentence-embedding-like, as MiniLM's), from its own seed."""
+    rng = np.random.default_rng(seed + 3)
+    latent = rng.standard_normal((n_items, 32)).astype(np.float32)
+    projection = rng.standard_normal((32, TEXT_FEATURE_DIM)).astype(np.float32) / np.sqrt(32)
+    rows = latent @ projection + 0.5 * rng.standard_normal((n_items, TEXT_FEATURE_DIM)).astype(np.float32)
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
 def build_frame(seed: int = SEED) -> pd.DataFrame:
     users, items = generate_pairs(n_users=N_USERS, n_items=N_ITEMS, n_interactions=N_INTERACTIONS, seed=seed)
     rng = np.random.default_rng(seed + 2)
@@ -159,6 +172,8 @@ def main(argv=None) -> Path:
     args = parser.parse_args(argv)
     out: Path = args.out
     if (out / "meta.json").is_file() and not args.force:
+        if not (out / "item_text_features.npy").is_file():  # added after the first data sets were built
+            np.save(out / "item_text_features.npy", item_text_features(N_ITEMS, SEED))
         print(f"{out}: already built (use --force to rebuild)")
         return out
     out.mkdir(parents=True, exist_ok=True)
@@ -170,6 +185,7 @@ def main(argv=None) -> Path:
     test.to_csv(out / "test.csv", index=False)
     write_recbole(train, test, out / "recbole" / "synth")
     np.save(out / "item_features.npy", item_features(N_ITEMS, SEED))
+    np.save(out / "item_text_features.npy", item_text_features(N_ITEMS, SEED))
     popularity = frame["item"].value_counts().to_numpy()
     meta = {
         "seed": SEED, "n_users": N_USERS, "n_items": N_ITEMS, "n_interactions": len(frame),

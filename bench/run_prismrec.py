@@ -126,6 +126,9 @@ def vbpr() -> None:
 if __name__ == "__main__":
     warnings.filterwarnings("ignore")
     c.set_torch_threads()
+    from prismrec.threads import set_threads
+
+    set_threads(c.THREADS)  # pinned, as every peer: no lowering to the free CPUs during the comparison
     import prismrec.evaluation.evaluator  # noqa: F401  (fit imports it lazily; keep that out of the timings)
     tasks = {"bpr": bpr, "lightgcn": lightgcn, "eval": evaluate, "vbpr": vbpr}
     tasks[c.parse_task(list(tasks))]()

@@ -28,12 +28,17 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_server(run: Path, state: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+def start_server(run: Path, state: Path, port: int, options=(), timeout: float = 1200,
+                 code: Path = ROOT) -> subprocess.Popen:
+    """`prismrec serve RUN` from the checkout ``code`` on ``port`` (extra CLI ``options``), once /health answers."""
+    env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
     env.pop("PRISMREC_API_KEY", None)
     process = subprocess.Popen([sys.executable, "-c", "from prismrec.cli import app; app()", "serve", str(run),
-                                "--port", str(port), "--state", str(state)], env=env)
-    for _ in range(600):
+                                "--port", str(port), "--state", str(state), *options], env=env,
+                               cwd=code)  # `python -c` puts the working directory first on sys.path
+    for _ in range(int(timeout * 10)):
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
                 return process
@@ -41,6 +46,11 @@ def start_server(run: Path, state: Path, port: int) -> subprocess.Popen:
             time.sleep(0.1)
     process.kill()
     raise SystemExit("server did not start")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
 
 
 async def load(base: str, users: list[str], clients: int, seconds: float) -> list[float]:
@@ -76,11 +86,22 @@ def time_to_recommendable(base: str, item_id: str, title: str, plot: str, image:
             "reached_in_top10": response.json()["audience"]["count"]}
 
 
+def measure_load(base: str, args) -> dict:
+    users = json.loads((args.run / "users.json").read_text())
+    asyncio.run(load(base, users, args.clients, 2.0))  # warm-up
+    latencies = np.array(asyncio.run(load(base, users, args.clients, args.seconds))) * 1000
+    return {"clients": args.clients, "seconds": args.seconds, "requests": len(latencies),
+            "requests_per_second": round(len(latencies) / args.seconds, 1),
+            "p50_ms": round(float(np.percentile(latencies, 50)), 2),
+            "p99_ms": round(float(np.percentile(latencies, 99)), 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--post-only", action="store_true", help="only time POST /items (no load test)")
     args = parser.parse_args()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -89,13 +110,7 @@ def main() -> None:
     server = start_server(args.run, state, port)
     base = f"http://127.0.0.1:{port}"
     try:
-        users = json.loads((args.run / "users.json").read_text())
-        asyncio.run(load(base, users, args.clients, 2.0))  # warm-up
-        latencies = np.array(asyncio.run(load(base, users, args.clients, args.seconds))) * 1000
-        report = {"clients": args.clients, "seconds": args.seconds, "requests": len(latencies),
-                  "requests_per_second": round(len(latencies) / args.seconds, 1),
-                  "p50_ms": round(float(np.percentile(latencies, 50)), 2),
-                  "p99_ms": round(float(np.percentile(latencies, 99)), 2)}
+        report = {} if args.post_only else measure_load(base, args)
         health = httpx.get(f"{base}/health").json()
         if health["accepts_new_items"]:
             catalog = pd.read_parquet(args.run / "catalog.parquet")
@@ -106,8 +121,7 @@ def main() -> None:
                 report["post_item_image"] = time_to_recommendable(base, "bench-image", "Star Battles 2", plot, poster)
         print(json.dumps(report, indent=2))
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_server(server)
 
 
 if __name__ == "__main__":

@@ -56,12 +56,11 @@ def _progress(flag: Optional[bool]) -> bool:
 
 
 def _setup(threads: Optional[int]) -> None:
-    import torch
-
     import prismrec.models  # noqa: F401  (registers the built-in models)
+    from prismrec.threads import set_threads
 
     if threads:
-        torch.set_num_threads(threads)
+        set_threads(threads)
 
 
 def _version(value: bool) -> None:
@@ -102,6 +101,9 @@ def compare(
     seeds: Optional[int] = typer.Option(None, "--seeds", min=1,
                                         help="Rerun the split and every model for N seeds; report mean ± std."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help=PROGRESS_HELP),
+    save_models: bool = typer.Option(False, "--save-models",
+                                     help="Also write each model as a serving bundle to OUT/models/<name>/ "
+                                          "(fitted on the first seed's split)."),
 ) -> None:
     """Fit and evaluate every model of CONFIG on leak-free splits; write a comparison to --out.
 
@@ -111,9 +113,10 @@ def compare(
     from prismrec.experiment import run_comparison
 
     cfg = _load_run_config(config, out)
-    report = run_comparison(cfg, out, seeds=seeds, progress=_progress(progress), log=_log)
+    report = run_comparison(cfg, out, seeds=seeds, progress=_progress(progress), save_models=save_models, log=_log)
     out_console.print(rich_table(report))
-    console.print(f"wrote {out}/results.json, results.md, report.html, the split and <model>/topk.csv")
+    saved = ", models/<name>/ (serving bundles)" if save_models else ""
+    console.print(f"wrote {out}/results.json, results.md, report.html, the split and <model>/topk.csv{saved}")
 
 
 @app.command()

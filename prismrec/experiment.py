@@ -2,7 +2,8 @@
 
 Output folder (one seed): ``results.json``, ``results.md``, ``report.html``,
 ``split/{train,valid,test}.csv`` and ``<model>/{topk.csv,per_user.npz}``. With several
-seeds each seed's split and lists go to ``seed-<s>/``. Every results file records the
+seeds each seed's split and lists go to ``seed-<s>/``. With ``save_models`` each model is also
+written as a serving bundle to ``models/<model>/`` (the model fitted on the first seed's split). Every results file records the
 package version, git commit, full resolved config, seeds and date.
 """
 from __future__ import annotations
@@ -55,9 +56,12 @@ def check_output_folder(out) -> Path | None:
 
 
 def run_comparison(config: ExperimentConfig, out_dir: str | Path | None = None, *, seeds=None,
-                   progress: bool = True, log=print) -> dict:
-    """Fit and evaluate every model of ``config`` on one split per seed; write the outputs to ``out_dir``."""
+                   progress: bool = True, save_models: bool = False, log=print) -> dict:
+    """Fit and evaluate every model of ``config`` on one split per seed; write the outputs to ``out_dir``
+    (with ``save_models``, also a servable bundle per model, see the module docstring)."""
     out = check_output_folder(out_dir)
+    if save_models and out is None:
+        raise ValueError("save_models needs an output folder (--out DIR) to write models/<name>/ into")
     provenance = run_provenance()  # at the start: the commit and versions the run's code came from
     seed_list = resolve_seeds(config, seeds)
     dataset = load_data(config)
@@ -93,6 +97,11 @@ def run_comparison(config: ExperimentConfig, out_dir: str | Path | None = None, 
                 atomic_write_frame(topk_frame(result, split.train, config.evaluation.topk),
                                    where / model_config.name / "topk.csv")
                 result.save(where / model_config.name / "per_user.npz")
+            if save_models and seed == seed_list[0]:
+                from prismrec.serving.bundle import bundle_from_fit
+
+                bundle_from_fit(out / "models" / model_config.name, config, model_config, dataset, split, model,
+                                features.info, seed=seed)
     report = _report(config, list(runs.values()), evaluator, dataset, splits, seed_list, provenance)
     if out is not None:
         write_documents(report, list(runs.values()), out)

@@ -137,6 +137,10 @@ def grid(study: StudyConfig) -> tuple[list[tuple[dict, str, str]], list[str]]:
     """``([(content model spec, encoder, paradigm), ...], [skipped combination, ...])`` in report order."""
     runs, skipped = [], []
     for spec in study.content_models:
+        missing = [s for s in spec.get("scenarios", []) if s not in study.scenarios]
+        if missing:
+            raise ConfigError(f"{study.source}: content model {spec['name']!r} lists scenario(s) {missing}; the "
+                              f"study's scenarios are {list(study.scenarios)}")
         unknown = [e for e in spec.get("encoders", []) if e not in study.encoders]
         if unknown:
             raise ConfigError(f"{study.source}: content model {spec['name']!r} lists encoder(s) {unknown}, which the "
@@ -173,6 +177,8 @@ def scenario_config(study: StudyConfig, scenario: str):
             entry["features"] = [f"{baseline['encoder']}.{f}.frozen" for f in study.encoders[baseline["encoder"]]]
         models.append(entry)
     for spec, encoder, paradigm in grid(study)[0]:
+        if scenario not in spec.get("scenarios", [scenario]):
+            continue  # a model run only where it is asked for (an expensive one on the sparse points, say)
         entry = {"name": model_name(spec["name"], encoder, paradigm), "model": spec.get("model", spec["name"]),
                  "params": spec.get("params", {}), "features": [f"{encoder}.{f}.{paradigm}"
                                                                 for f in study.encoders[encoder]]}

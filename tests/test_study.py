@@ -121,6 +121,15 @@ def test_paradigms_take_their_own_train_options_and_unsupported_combinations_are
     assert end2end.encoder_mode == "end2end" and end2end.train == {"adaptation": "adapter", "trainable_layers": 1}
     assert config.features["words.text.frozen"].encoder_mode == "frozen"
     assert config.features["aligned.aligned.frozen"].train == {"epochs": 1}  # the alignment's own options
+    only_sparse = parse_study(yaml.safe_load(study_file(
+        own_catalogue, tmp_path, content_models=[{"name": "vbpr"}, {"name": "freedom", "scenarios": ["warm@0.5"]}])
+        .read_text()))
+    assert [m.name for m in scenario_config(only_sparse, "warm@0.5").models][-2:] == ["vbpr-words-frozen",
+                                                                                      "freedom-words-frozen"]
+    assert [m.name for m in scenario_config(only_sparse, "cold").models][-1] == "vbpr-words-frozen"
+    with pytest.raises(ConfigError, match=r"lists scenario\(s\) \['warm@0.3'\]"):
+        parse_study(yaml.safe_load(study_file(own_catalogue, tmp_path, content_models=[
+            {"name": "vbpr", "scenarios": ["warm@0.3"]}]).read_text()))
     from prismrec.study import grid
 
     assert grid(study)[1] == ["vbpr-aligned-end2end (encoder 'aligned' declares no paradigm_train.end2end)"]

@@ -24,6 +24,7 @@ import torch
 from prismrec.data.interactions import Interactions
 from prismrec.evaluation import metrics as metric_functions
 from prismrec.models.base import mask_seen
+from prismrec.threads import thread_budget
 
 
 @dataclass(eq=False)
@@ -160,6 +161,7 @@ class Evaluator:
                           "ranked: this is full ranking and is labelled so", EvaluationNotice, stacklevel=3)
 
     @torch.no_grad()
+    @thread_budget()  # the configured count, else the free CPUs (see prismrec.threads)
     def evaluate(
         self,
         model,

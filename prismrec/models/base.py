@@ -18,6 +18,7 @@ import torch
 
 from prismrec.data.interactions import Interactions
 from prismrec.io import atomic_path, atomic_write_json
+from prismrec.threads import thread_budget
 
 FORMAT_VERSION = 1
 
@@ -82,7 +83,8 @@ class Recommender:
         if seed is not None:
             torch.manual_seed(seed)
             np.random.seed(seed % (2**32))
-        self._fit(train, valid, item_features, progress)
+        with thread_budget():  # the configured count, else the free CPUs (see prismrec.threads)
+            self._fit(train, valid, item_features, progress)
         return self
 
     def _check_features(self, train: Interactions, item_features: Mapping[str, np.ndarray]) -> None:

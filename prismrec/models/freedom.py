@@ -18,7 +18,7 @@ from prismrec.models.content import item_content_graph, modality_weights, weight
 from prismrec.models.graph import normalized_bipartite_adjacency, to_torch_sparse_csr
 from prismrec.models.item_graph import degree_sensitive_edge_sample
 from prismrec.models.itemknn_cbf import feature_name_list
-from prismrec.models.module_training import FixedGraph, bpr_loss, fit_module
+from prismrec.models.module_training import FixedGraph, bpr_loss, fit_module, projected_bpr_loss
 from prismrec.models.multimodal_graph import (
     ItemGraphNetwork,
     MultimodalEmbeddingModel,
@@ -81,8 +81,8 @@ class FREEDOM(MultimodalEmbeddingModel):
                 epoch_graph["adjacency"], self.n_ui_layers, users, positives, negatives, content)
             loss = bpr_loss(user_rows, positive_rows, negative_rows)
             for projection, feature in zip(network.projections, features):
-                loss = loss + self.reg_weight * bpr_loss(user_rows, projection(feature[positives]),
-                                                         projection(feature[negatives]))
+                loss = loss + self.reg_weight * projected_bpr_loss(user_rows, projection, feature[positives],
+                                                                   feature[negatives])
             return loss
 
         def publish() -> None:

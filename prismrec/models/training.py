@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -126,16 +127,19 @@ def train_epochs(model, train: Interactions, valid: Interactions | None, run_epo
     Epoch logs go to stderr (``progress=True``), so that stdout holds only results.
     ``run_epoch`` trains one epoch and publishes the model's scoring state (attributes
     ending in ``_``); the best published state is restored at the end, and the model gets
-    ``best_epoch_``, ``validation_history_`` and ``loss_history_``.
+    ``best_epoch_``, ``validation_history_``, ``loss_history_`` and ``epoch_seconds_`` (wall
+    seconds of each ``run_epoch``, validation excluded).
 
     Example:
         >>> train_epochs(model, train, valid, run_one_epoch, epochs=20, metric="ndcg@20",
         ...              patience=3, every=1)  # doctest: +SKIP
     """
     stopper = EarlyStopping(model, train, valid, metric=metric, patience=patience, every=every)
-    losses = []
+    losses, seconds = [], []
     for epoch in range(epochs):
+        start = time.perf_counter()
         losses.append(float(run_epoch(epoch)))
+        seconds.append(round(time.perf_counter() - start, 4))
         stop = stopper.step(epoch)
         if progress:
             evaluated = bool(stopper.history) and stopper.history[-1][0] == epoch
@@ -145,7 +149,7 @@ def train_epochs(model, train: Interactions, valid: Interactions | None, run_epo
         if stop:
             break
     stopper.restore_best()
-    model.loss_history_ = losses
+    model.loss_history_, model.epoch_seconds_ = losses, seconds
 
 
 def minibatch_epoch(optimizer, batch_loss, users, positives, negatives, batch_size: int) -> float:

@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 import hmac
+import inspect
 import json
 import os
 from dataclasses import dataclass, field
@@ -17,18 +18,21 @@ from typing import Optional
 from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from prismrec.models.base import ColdStartError
 from prismrec.serving import schemas
-from prismrec.serving.ingest import DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_PIXELS, InvalidInput, check_image, save_image
+from prismrec.serving.cache import FastRecommendations, ResponseCache, recommendations_body
+from prismrec.serving.ingest import (
+    DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_PIXELS, ID_MAX_LENGTH, ID_REGEX, InvalidInput, check_image, save_image)
 from prismrec.serving.middleware import BodyLimit, Metrics, MetricsMiddleware
 
 WEB_DIR = Path(__file__).parent / "web"
 API_KEY_ENV = "PRISMREC_API_KEY"
 ID_PATH = {"min_length": 1, "max_length": 128}
+RECOMMENDATIONS = "/users/{user_id}/recommendations"
 
 
 @dataclass
@@ -40,6 +44,7 @@ class ServingSettings:
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_k: int = schemas.MAX_K
+    response_cache_bytes: int = 64 * 1024 * 1024  # encoded recommendation lists kept (0: none)
 
 
 def _error(status: int, code: str, detail: str) -> JSONResponse:
@@ -66,7 +71,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation(request: Request, error: RequestValidationError):
-        parts = [f"{'.'.join(str(p) for p in e['loc'] if p not in ('body', 'query', 'path'))}: {e['msg']}"
+        parts = [f"{'.'.join(str(p) for p in e['loc'] if p not in ('body', 'query', 'path'))}: {_message(e)}"
                  for e in error.errors()]
         return _error(422, "invalid_request", "; ".join(parts))
 
@@ -76,17 +81,28 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(error.status_code, codes.get(error.status_code, "http_error"), str(error.detail))
 
 
+def _message(error: dict) -> str:
+    if tuple(error["loc"]) == ("body", "image"):  # a text part named image, not a file
+        return "send the image as a file part with a filename (e.g. curl -F image=@poster.jpg), not as text"
+    if error["type"] == "string_pattern_mismatch":  # the id rule (the only pattern in the API)
+        return f"{error['input']!r} is not allowed: use {schemas.ID_RULE}"
+    return error["msg"]
+
+
 def create_app(engine, settings: ServingSettings | None = None) -> FastAPI:
     """Build the app over a :class:`~prismrec.serving.engine.ServingEngine`."""
     settings = settings or ServingSettings()
     metrics = Metrics()
     responses = {code: {"model": schemas.Error} for code in (400, 401, 404, 409, 413, 422)}
+    # /metrics is PrismRec's own; FastAPI's native OpenTelemetry hooks (0.165+) would look up the global
+    # providers on every request
+    off = {"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}} \
+        if "telemetry" in inspect.signature(FastAPI).parameters else {}
     app = FastAPI(title="PrismRec", description="Multimodal recommendations from a PrismRec bundle.",
-                  responses=responses)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    _install_error_handlers(app)
+                  responses=responses, **off)
     app.state.engine, app.state.settings, app.state.metrics = engine, settings, metrics
+    app.state.response_cache = ResponseCache(settings.response_cache_bytes)
+    _install_error_handlers(app)
 
     def require_key(x_api_key: Optional[str] = Header(default=None, description="needed when the server has one")):
         if settings.api_key is None:
@@ -98,6 +114,11 @@ def create_app(engine, settings: ServingSettings | None = None) -> FastAPI:
     _read_routes(app, engine, k_query)
     _write_routes(app, engine, settings, require_key)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    route = next(r for r in app.routes if getattr(r, "path", "") == RECOMMENDATIONS)
+    app.add_middleware(FastRecommendations, cache=app.state.response_cache, engine=engine, route=route,
+                       max_k=settings.max_k, max_id_length=ID_PATH["max_length"])
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outside the cache: hits are counted and timed
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 
 
@@ -131,12 +152,17 @@ def _read_routes(app: FastAPI, engine, k_query) -> None:
         rows = engine.history_rows(user_id, limit)
         return {"user_id": user_id, "history": [item_view(engine, row) for row in rows]}
 
-    # the hot read path runs on the event loop: its work (one small product and top-k, well under
-    # a millisecond for exact search up to ~100k items) costs less than a hop to the thread pool
-    @app.get("/users/{user_id}/recommendations", response_model=schemas.Recommendations)
+    # The hot read path runs on the event loop: its work (one small product and top-k, well under a
+    # millisecond for exact search up to ~100k items) costs less than a hop to the thread pool. It
+    # answers from the response cache while the user's and the catalogue's versions are unchanged,
+    # and returns its JSON bytes itself: FastAPI then skips re-validating them against the
+    # response model, which still documents them (the OpenAPI fuzz test checks they conform).
+    # Plain requests do not even get here: FastRecommendations answers them before routing.
+    cache = app.state.response_cache
+
+    @app.get(RECOMMENDATIONS, response_model=schemas.Recommendations)
     async def recommendations(user_id: str = PathParam(**ID_PATH), k: int = k_query, exclude_seen: bool = True):
-        items = engine.recommend(user_id, k, exclude_seen=exclude_seen)
-        return {"user_id": user_id, "k": k, "exclude_seen": exclude_seen, "items": items}
+        return Response(recommendations_body(engine, cache, user_id, k, exclude_seen), media_type="application/json")
 
     @app.get("/items", response_model=schemas.ItemList)
     def search(q: str = Query(..., min_length=1, max_length=200), limit: int = Query(20, ge=1, le=200)):
@@ -165,7 +191,8 @@ def _read_routes(app: FastAPI, engine, k_query) -> None:
 
 def _write_routes(app: FastAPI, engine, settings: ServingSettings, require_key) -> None:
     @app.post("/items", response_model=schemas.IngestedItem, status_code=201, dependencies=[Depends(require_key)])
-    def add_item(item_id: str = Form(..., **ID_PATH), title: str = Form(..., min_length=1, max_length=500),
+    def add_item(item_id: str = Form(..., pattern=ID_REGEX, max_length=ID_MAX_LENGTH, description=schemas.ID_RULE),
+                 title: str = Form(..., min_length=1, max_length=500),
                  fields: str = Form("{}", max_length=20000, description='other text fields as JSON, e.g. {"plot": "..."}'),
                  image: Optional[UploadFile] = File(None)):
         engine.check_can_ingest()  # an ID-only model says so before any upload is processed

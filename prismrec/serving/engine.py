@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from prismrec.models.base import ColdStartError, Recommender
+from prismrec.serving.bundle import BUNDLE_INDEX_DIR
 from prismrec.serving.catalog import ServingCatalog
 from prismrec.serving.factors import FoldIn, factor_view
 from prismrec.serving.index import DEFAULT_ANN_THRESHOLD, HnswIndex, make_index
@@ -51,7 +52,8 @@ class ServingEngine:
         self.fitted_user_vectors = view.user_vectors  # priors for fold-in
         self.item_vectors = view.item_vectors
         self.ann_threshold = ann_threshold
-        self.index = make_index(self.item_vectors, ann_threshold=ann_threshold, cache_dir=self.state_dir / "index")
+        self.index = make_index(self.item_vectors, ann_threshold=ann_threshold, cache_dir=self.state_dir / "index",
+                                prebuilt_dir=bundle.path / BUNDLE_INDEX_DIR)
         self.fold = (FoldIn(self.item_vectors, free_dims=self.free_dims, missing_weight=fold_in_missing_weight,
                             regularization=fold_in_regularization) if self.free_dims else None)
         self.users = {raw: i for i, raw in enumerate(bundle.users.raw_ids)}
@@ -59,6 +61,9 @@ class ServingEngine:
         matrix = bundle.train.matrix
         self.seen = [set(matrix.indices[matrix.indptr[u]:matrix.indptr[u + 1]].tolist())
                      for u in range(matrix.shape[0])]
+        # what a cached answer depends on: `catalog_version` changes with every new item (it may enter any
+        # list), `user_versions[row]` with every feedback event of that user (seen items, vector)
+        self.catalog_version, self.user_versions = 0, [0] * len(self.user_ids)
         self.catalog = ServingCatalog(bundle.items, bundle.catalog)
         self.feature_store = feature_store or FeatureStore(self.state_dir / "features")
         self._encoders = None
@@ -87,6 +92,12 @@ class ServingEngine:
             exclude = [self.seen[row]] if exclude_seen else None
             indices, scores = self.index.search(self.user_vectors[row:row + 1], k, exclude)
         return self._ranked(indices[0], scores[0])
+
+    def version(self, user_id: str) -> tuple[int, int, int]:
+        """``(row, catalog version, user version)``: a cached list of the user is valid while this is unchanged."""
+        with self.lock:
+            row = self.user_row(user_id)
+            return row, self.catalog_version, self.user_versions[row]
 
     def _ranked(self, indices, scores) -> list[dict]:
         return [{"rank": rank, "item_id": self.catalog.item_ids[i], "score": float(s),
@@ -169,6 +180,7 @@ class ServingEngine:
             self.fold.add_items(new_rows)
         for item_id, fields, image in records:
             self.catalog.append(item_id, fields, None if image is None else image[1])
+        self.catalog_version += 1
 
     def add_interaction(self, user_id: str, item_id: str, *, event: str = "click",
                         timestamp: float | None = None) -> dict:
@@ -189,10 +201,12 @@ class ServingEngine:
             row = self.users[user_id] = len(self.user_ids)
             self.user_ids.append(user_id)
             self.seen.append(set())
+            self.user_versions.append(0)
             fresh = torch.zeros(1, self.user_vectors.shape[1])
             fresh[:, self.free_dims:] = 1.0
             self.user_vectors = torch.cat([self.user_vectors, fresh])
         self.seen[row].add(self.catalog.row(item_id))
+        self.user_versions[row] += 1
         return row
 
     def _fold(self, row: int) -> bool:

@@ -71,24 +71,27 @@ class HnswIndex:
     kind = "hnsw"
 
     def __init__(self, item_vectors: torch.Tensor, *, neighbours: int = 32, ef_construction: int = 80,
-                 ef_search: int = 128, cache_dir: str | Path | None = None) -> None:
+                 ef_search: int = 128, cache_dir: str | Path | None = None,
+                 prebuilt_dir: str | Path | None = None) -> None:
         import faiss
 
         self._faiss = faiss
         self.ef_search = ef_search
-        cached = None
-        if cache_dir is not None:  # building a 1M-item graph takes minutes: keep it for the next start
-            digest = hashlib.sha256(np.ascontiguousarray(item_vectors.float().numpy()).tobytes())
-            digest.update(f"{neighbours},{ef_construction}".encode())
-            cached = Path(cache_dir) / f"hnsw-{digest.hexdigest()[:24]}.faiss"
-            if cached.is_file():
-                self.index = faiss.read_index(str(cached))
-                return
+        self.path = None
+        name = None
+        if cache_dir is not None or prebuilt_dir is not None:  # a 1M-item graph takes minutes to build
+            name = graph_file_name(item_vectors, neighbours, ef_construction)
+            for folder in (prebuilt_dir, cache_dir):  # a graph shipped in the bundle, else one built before
+                if folder is not None and (Path(folder) / name).is_file():
+                    self.path = Path(folder) / name
+                    self.index = faiss.read_index(str(self.path))
+                    return
         self.index = faiss.IndexHNSWFlat(item_vectors.shape[1], neighbours, faiss.METRIC_INNER_PRODUCT)
         self.index.hnsw.efConstruction = ef_construction
         self.add(item_vectors)
-        if cached is not None:
-            with atomic_path(cached) as tmp:
+        if cache_dir is not None:
+            self.path = Path(cache_dir) / name
+            with atomic_path(self.path) as tmp:
                 faiss.write_index(self.index, str(tmp))
 
     def __len__(self) -> int:
@@ -111,6 +114,14 @@ class HnswIndex:
             out_indices[row, :len(keep)] = indices[row, keep]
             out_scores[row, :len(keep)] = scores[row, keep]
         return out_indices, out_scores
+
+
+def graph_file_name(item_vectors: torch.Tensor, neighbours: int, ef_construction: int) -> str:
+    """``hnsw-<hash>.faiss``: the hash covers the vectors and the build options, so a graph is never
+    reused for other vectors."""
+    digest = hashlib.sha256(np.ascontiguousarray(item_vectors.float().numpy()).tobytes())
+    digest.update(f"{neighbours},{ef_construction}".encode())
+    return f"hnsw-{digest.hexdigest()[:24]}.faiss"
 
 
 def make_index(item_vectors: torch.Tensor, *, ann_threshold: int = DEFAULT_ANN_THRESHOLD, **options):

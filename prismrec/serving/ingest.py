@@ -26,7 +26,11 @@ import numpy as np
 from prismrec.data.catalog import ItemCatalog
 from prismrec.io import atomic_path
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+# a letter or digit, then letters, digits and _ . : @ -, where a dot is never followed by a dot; no
+# look-ahead, so that pydantic's (Rust) regex engine and the OpenAPI schema accept the same pattern
+ID_REGEX = r"^[A-Za-z0-9](?:[A-Za-z0-9_:@-]|\.[A-Za-z0-9_:@-])*\.?$"
+ID_MAX_LENGTH = 128
+ID_PATTERN = re.compile(ID_REGEX)
 MAGIC = {b"\xff\xd8\xff": "jpg", b"\x89PNG\r\n\x1a\n": "png", b"GIF87a": "gif", b"GIF89a": "gif"}
 DEFAULT_MAX_IMAGE_BYTES = 5 * 1024 * 1024
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -38,7 +42,7 @@ class InvalidInput(ValueError):
 
 def check_item_id(item_id: str, what: str = "item_id") -> str:
     """Accept ids of letters, digits and ``_ . : @ -`` (at most 128, not starting with a symbol)."""
-    if not ID_PATTERN.match(item_id or "") or ".." in item_id:
+    if not ID_PATTERN.match(item_id or "") or len(item_id) > ID_MAX_LENGTH:
         raise InvalidInput(f"{what} {item_id!r} is not allowed: use 1-128 letters, digits and _ . : @ - "
                            "(starting with a letter or digit, no '..')")
     return item_id

@@ -5,8 +5,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from prismrec.serving.ingest import ID_MAX_LENGTH, ID_REGEX
+
 MAX_K = 1000
-ID_FIELD = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$", description="letters, digits and _ . : @ -")
+ID_RULE = "1-128 letters, digits and _ . : @ -, starting with a letter or digit, no '..'"
+ID_FIELD = Field(pattern=ID_REGEX, max_length=ID_MAX_LENGTH, description=ID_RULE)
 
 
 class Error(BaseModel):

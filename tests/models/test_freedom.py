@@ -30,3 +30,28 @@ def test_bad_inputs_raise_clear_errors(checkerboard):
     with pytest.raises(ValueError, match=r"modality weights must be non-negative"):
         FREEDOM(feature_names=("image",), modality_weights={"image": -1.0}, epochs=1).fit(
             checkerboard, item_features={"image": np.random.default_rng(0).random((40, 3))})
+
+
+def test_the_auxiliary_content_loss_projects_the_difference_once():
+    """FREEDOM's content BPR term: ``W(f_i - f_j)`` equals ``(W f_i + b) - (W f_j + b)``, so the
+    loss and every gradient match the two-projection form, and the bias gets no gradient."""
+    import torch
+
+    from prismrec.models.module_training import bpr_loss, projected_bpr_loss
+
+    torch.manual_seed(0)
+    users, positives, negatives = torch.randn(16, 4), torch.randn(16, 8), torch.randn(16, 8)
+    losses, grads = [], []
+    for once in (False, True):
+        projection = torch.nn.Linear(8, 4)
+        torch.nn.init.constant_(projection.bias, 0.5)
+        with torch.no_grad():
+            projection.weight.copy_(torch.arange(32.0).view(4, 8) / 32)
+        loss = (projected_bpr_loss(users, projection, positives, negatives) if once
+                else bpr_loss(users, projection(positives), projection(negatives)))
+        loss.backward()
+        losses.append(loss.item())
+        grads.append((projection.weight.grad.clone(), projection.bias.grad))
+    assert losses[0] == pytest.approx(losses[1], abs=1e-6)
+    torch.testing.assert_close(grads[0][0], grads[1][0], atol=1e-6, rtol=1e-5)
+    assert grads[1][1] is None and grads[0][1].abs().max().item() < 1e-6

@@ -89,3 +89,16 @@ def block(item_id: str) -> int:
 
 def user_block(user_id: str) -> int:
     return int(int(user_id[1:]) >= 20)
+
+
+_SHARED: dict[str, Path] = {}
+
+
+def shared_bundle(kind: str, tmp_path_factory) -> Path:
+    """One ``"vbpr"`` (:func:`content_bundle`) or ``"bpr"`` (:func:`id_only_bundle`) bundle per test session,
+    built on first use (the VBPR one takes ~25 s); tests only read it (servers keep state elsewhere)."""
+    if kind not in _SHARED:
+        root = tmp_path_factory.mktemp(f"shared-{kind}")
+        _SHARED[kind] = content_bundle(root / "run", root / "features") if kind == "vbpr" else \
+            id_only_bundle(root / "run")
+    return _SHARED[kind]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from serving_bundles import BLUE, block, content_bundle, poster, user_block
+from serving_bundles import BLUE, block, poster, shared_bundle, user_block
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -31,7 +31,7 @@ def server(tmp_path_factory):
     from prismrec.serving.engine import ServingEngine
 
     root = tmp_path_factory.mktemp("web")
-    engine = ServingEngine(load_bundle(content_bundle(root / "run", root / "features")), state_dir=root / "state")
+    engine = ServingEngine(load_bundle(shared_bundle("vbpr", tmp_path_factory)), state_dir=root / "state")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
-from conftest import make_checkerboard
+from conftest import make_checkerboard, write_own_catalogue
 from prismrec.cli import app
 from prismrec.serving.bundle import load_bundle
 
@@ -62,3 +63,36 @@ def test_recommend_all_writes_every_users_top_k(run, tmp_path):
     assert not seen & set(zip(frame.user, frame.item))
     both = runner.invoke(app, ["recommend", str(run), "--all", "--user", "u0"])
     assert both.exit_code == 2 and "exactly one of --user U or --all" in both.output
+
+
+def test_compare_save_models_writes_bundles_that_recommend_the_runs_top_k(tmp_path):
+    """`compare --save-models` on a practitioner's catalogue, two seeds: models/<name>/ holds the model
+    fitted on the first seed's split, and `recommend --all` from it reproduces that seed's topk.csv."""
+    config = write_own_catalogue(tmp_path)
+    raw = yaml.safe_load(config.read_text())
+    raw["evaluation"]["mask_valid"] = False  # topk.csv then masks exactly what the bundle excludes (train)
+    config.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "cmp"
+    result = runner.invoke(app, ["compare", str(config), "--out", str(out), "--seeds", "2", "--save-models",
+                                 "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (out / "models").iterdir()) == ["bpr", "mostpop"]
+    bundle = load_bundle(out / "models" / "bpr")
+    assert bundle.info["seed"] == 3 and bundle.info["model_name"] == "bpr"
+    split_train = pd.read_csv(out / "seed-3" / "split" / "train.csv", dtype=str)
+    assert set(zip(bundle.users.to_raw(bundle.train.user_index), bundle.items.to_raw(bundle.train.item_index))) \
+        == set(zip(split_train.user, split_train.item))
+    titles = dict(zip(bundle.catalog.item_ids, bundle.catalog.text["title"]))
+    assert titles["i000"] == "red thing 0" and titles["i029"] == "blue thing 29"
+    recs = tmp_path / "recs.csv"
+    done = runner.invoke(app, ["recommend", str(out / "models" / "bpr"), "--all", "-k", "10", "--out", str(recs)])
+    assert done.exit_code == 0, done.output
+    topk = pd.read_csv(out / "seed-3" / "bpr" / "topk.csv", dtype={"user": str, "item": str})
+    served = pd.read_csv(recs, dtype={"user": str, "item": str})
+    served = served[served.user.isin(set(topk.user))].reset_index(drop=True)
+    assert len(topk) > 0 and served[["user", "rank", "item"]].equals(topk[["user", "rank", "item"]])
+    np.testing.assert_allclose(served["score"], topk["score"], rtol=1e-5)
+    user = topk.user.iloc[0]
+    table = runner.invoke(app, ["recommend", str(out / "models" / "bpr"), "--user", user, "-k", "10"])
+    for item in topk[topk.user == user].item:
+        assert f" {item} " in table.output

@@ -92,3 +92,30 @@ def test_hnsw_graph_is_cached_for_the_same_vectors(tmp_path):
     assert np.array_equal(first.search(queries, 5)[0], again.search(queries, 5)[0])
     HnswIndex(items * 2, cache_dir=tmp_path)  # other vectors, another file
     assert len(list(tmp_path.glob("hnsw-*.faiss"))) == 2 and cached.exists()
+
+
+def test_a_graph_built_into_the_bundle_is_what_the_server_reads(tmp_path):
+    from typer.testing import CliRunner
+
+    from prismrec.cli import app
+    from prismrec.data.interactions import IdMap, Interactions
+    from prismrec.models import BPR
+    from prismrec.serving.bundle import load_bundle, write_bundle
+    from prismrec.serving.engine import ServingEngine
+
+    generator = torch.Generator().manual_seed(3)
+    model = BPR(factors=8)
+    model.user_factors_, model.item_factors_ = torch.randn(30, 8, generator=generator), torch.randn(3_000, 8,
+                                                                                                   generator=generator)
+    model.item_bias_, model.n_users_, model.n_items_ = torch.zeros(3_000), 30, 3_000
+    users, items = IdMap([f"u{u}" for u in range(30)]), IdMap([f"i{i}" for i in range(3_000)])
+    write_bundle(tmp_path / "run", model=model, train=Interactions(users, items, np.arange(30), np.arange(30)))
+    result = CliRunner().invoke(app, ["index", str(tmp_path / "run"), "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    [graph] = (tmp_path / "run" / "index").glob("hnsw-*.faiss")
+    engine = ServingEngine(load_bundle(tmp_path / "run"), state_dir=tmp_path / "state", ann_threshold=1_000)
+    assert engine.index.kind == "hnsw" and engine.index.path == graph
+    assert not (tmp_path / "state" / "index").exists()  # read from the bundle, nothing rebuilt
+    served = np.array([[items.to_index([r["item_id"]])[0] for r in engine.recommend(u, 10)] for u in users.raw_ids])
+    exact = ExactIndex(engine.item_vectors).search(engine.user_vectors, 10, engine.seen)[0]
+    assert recall_at_k(served, exact) >= 0.95 and not any(u in row for u, row in enumerate(served))

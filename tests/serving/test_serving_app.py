@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from serving_bundles import BLUE, RED, block, content_bundle, id_only_bundle, poster, user_block
+from serving_bundles import BLUE, RED, block, poster, shared_bundle, user_block
 from prismrec.serving.app import ServingSettings, create_app
 from prismrec.serving.bundle import load_bundle
 from prismrec.serving.engine import ServingEngine
@@ -20,13 +20,12 @@ def client_for(bundle_path, state_dir, **settings) -> TestClient:
 
 @pytest.fixture(scope="module")
 def bpr_path(tmp_path_factory):
-    return id_only_bundle(tmp_path_factory.mktemp("bpr") / "run")
+    return shared_bundle("bpr", tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def vbpr_path(tmp_path_factory):
-    root = tmp_path_factory.mktemp("vbpr")
-    return content_bundle(root / "run", root / "features")
+    return shared_bundle("vbpr", tmp_path_factory)
 
 
 @pytest.fixture
@@ -123,6 +122,44 @@ def test_a_new_item_is_encoded_and_reaches_the_users_of_its_theme(vbpr_path, tmp
     again = client_for(vbpr_path, tmp_path / "state")
     assert again.get("/items/apollo").json()["title"] == "Rocket flight to the Moon"
     assert again.get("/items/vows/audience").json()["count"] == romance["audience"]["count"]
+
+
+def test_cached_lists_are_dropped_by_that_users_feedback_and_by_any_new_item(vbpr_path, tmp_path):
+    client = client_for(vbpr_path, tmp_path / "state")
+    engine, cache = client.app.state.engine, client.app.state.response_cache
+    before = {f"u{u}": client.get(f"/users/u{u}/recommendations").json() for u in range(40)}
+    assert (cache.hits, cache.misses) == (0, 40)
+    assert client.get("/users/u3/recommendations").json() == before["u3"] and cache.hits == 1
+    top = before["u3"]["items"][0]["item_id"]
+    client.post("/interactions", json={"user_id": "u3", "item_id": top})
+    after = client.get("/users/u3/recommendations").json()["items"]
+    assert top not in {r["item_id"] for r in after} and after == engine.recommend("u3", 10)
+    assert client.get("/users/u30/recommendations").json() == before["u30"] and cache.hits == 2  # others kept
+    added = client.post("/items", data={"item_id": "apollo", "title": "Rocket flight to the Moon"},
+                        files={"image": ("poster.png", png_bytes(BLUE), "image/png")}).json()
+    reached = [u["user_id"] for u in added["audience"]["users"] if u["user_id"] != "u3"]
+    assert reached and not any("apollo" in {r["item_id"] for r in before[u]["items"]} for u in reached)
+    for user in reached:  # every list it now belongs to is recomputed, none served stale
+        assert "apollo" in {r["item_id"] for r in client.get(f"/users/{user}/recommendations").json()["items"]}
+    assert cache.hits == 2
+
+
+def test_plain_requests_answered_before_routing_equal_the_routes_answers(bpr):
+    fast = "/users/u3/recommendations"
+    for query in ("", "k=5", "k=5&exclude_seen=false", "exclude_seen=yes&k=7", "k=010", "exclude_seen=0"):
+        # an unknown extra parameter makes the request non-plain: FastAPI's route answers it
+        answer, routed = bpr.get(f"{fast}?{query}"), bpr.get(f"{fast}?{query}&via=route")
+        assert answer.status_code == 200 and answer.content == routed.content, query
+        assert answer.headers["content-type"] == routed.headers["content-type"] == "application/json"
+    assert bpr.get(f"{fast}?k=5").json()["items"] == bpr.app.state.engine.recommend("u3", 5)
+    assert bpr.get(f"{fast}?exclude_seen=false&k=30").json()["exclude_seen"] is False
+    for query, status in (("k=0", 422), ("k=1001", 422), ("k=5&k=6", 200), ("exclude_seen=maybe", 422)):
+        assert bpr.get(f"{fast}?{query}").status_code == status, query  # left to the route, with its errors
+    unknown = bpr.get("/users/nobody/recommendations?k=5")
+    assert unknown.status_code == 404 and "unknown user 'nobody'" in unknown.json()["detail"]
+    metrics = bpr.get("/metrics").text  # answered before routing or not, each is counted under the route
+    for status, count in ((200, 15), (422, 3), (404, 1)):
+        assert f'route="/users/{{user_id}}/recommendations",status="{status}"}} {count}\n' in metrics
 
 
 def test_uploads_are_checked(vbpr_path, tmp_path):
@@ -244,6 +281,13 @@ def test_bad_item_forms_get_clear_errors(vbpr_path, tmp_path):
     client = client_for(vbpr_path, tmp_path / "state")
     assert client.post("/items", data={"title": "no id"}).status_code == 422
     bad_id = client.post("/items", data={"item_id": "../x", "title": "t"})
-    assert bad_id.status_code == 400 and "item_id '../x' is not allowed" in bad_id.json()["detail"]
+    assert bad_id.status_code == 422 and bad_id.json()["detail"] == (
+        "item_id: '../x' is not allowed: use 1-128 letters, digits and _ . : @ -, starting with a letter or "
+        "digit, no '..'")
+    for refused in ("a..b", "-a", "a b", "a" * 129):  # as the schema says (the fuzz test found ', ' was a 400)
+        assert client.post("/items", data={"item_id": refused, "title": "t"}).status_code == 422, refused
+    text_image = client.post("/items", data={"item_id": "ok2", "title": "t", "image": "not a file"})
+    assert text_image.status_code == 422 and text_image.json()["detail"].startswith(
+        "image: send the image as a file part with a filename")
     bad_fields = client.post("/items", data={"item_id": "ok1", "title": "t", "fields": "[1]"})
     assert bad_fields.status_code == 400 and "JSON object" in bad_fields.json()["detail"]
