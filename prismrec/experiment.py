@@ -56,9 +56,10 @@ def check_output_folder(out) -> Path | None:
 
 
 def run_comparison(config: ExperimentConfig, out_dir: str | Path | None = None, *, seeds=None,
-                   progress: bool = True, save_models: bool = False, log=print) -> dict:
+                   progress: bool = True, save_models: bool = False, log=print, extra: dict | None = None) -> dict:
     """Fit and evaluate every model of ``config`` on one split per seed; write the outputs to ``out_dir``
-    (with ``save_models``, also a servable bundle per model, see the module docstring)."""
+    (with ``save_models``, also a servable bundle per model, see the module docstring). ``extra``
+    entries join the report and its ``results.json`` (a study's scenario key, say)."""
     out = check_output_folder(out_dir)
     if save_models and out is None:
         raise ValueError("save_models needs an output folder (--out DIR) to write models/<name>/ into")
@@ -102,7 +103,8 @@ def run_comparison(config: ExperimentConfig, out_dir: str | Path | None = None, 
 
                 bundle_from_fit(out / "models" / model_config.name, config, model_config, dataset, split, model,
                                 features.info, seed=seed)
-    report = _report(config, list(runs.values()), evaluator, dataset, splits, seed_list, provenance)
+    report = {**_report(config, list(runs.values()), evaluator, dataset, splits, seed_list, provenance),
+              **(extra or {})}
     if out is not None:
         write_documents(report, list(runs.values()), out)
     return report

@@ -214,13 +214,11 @@ def run_study(study: StudyConfig, out_dir: str | Path, *, progress: bool = False
         log(f"== scenario {scenario}")
         if tuned:
             _tune_scenario(config, out / scenario / "tuning", study.tune, progress, log)
-        report = run_comparison(config, out / scenario, progress=progress, log=log)
+        extra = {"scenario_key": key}  # in results.json, it marks the scenario finished
         if tuned:
-            report["tuning"] = {**study.tune, "folder": str(out / scenario / "tuning"),
-                                "selection": f"valid {study.tune['metric']} on the first seed's split (test never seen)"}
-        report["scenario_key"] = key
-        atomic_write_json(out / scenario / "results.json", report)  # the key marks the scenario finished
-        reports[scenario] = report
+            extra["tuning"] = {**study.tune, "folder": str(out / scenario / "tuning"),
+                               "selection": f"valid {study.tune['metric']} on the first seed's split (test never seen)"}
+        reports[scenario] = run_comparison(config, out / scenario, progress=progress, log=log, extra=extra)
     summary = {"name": study.name, "source": study.source, "paradigms": study.paradigms, "skipped": grid(study)[1],
                "encoders": study.encoders, "scenarios": {s: {"split": r["split"], "protocol": r["protocol"],
                                                              "reference_model": r["reference_model"],

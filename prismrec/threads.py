@@ -166,7 +166,7 @@ def thread_budget():
     torch.set_num_threads(count)
     _depth += 1
     try:
-        with _blas_limit(count):
+        with blas_limit(count):
             yield
     finally:
         _depth -= 1
@@ -174,9 +174,8 @@ def thread_budget():
             torch.set_num_threads(previous)
 
 
-def _blas_limit(count: int):
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return contextlib.nullcontext()
+def blas_limit(count: int):
+    """numpy's BLAS pool held at ``count`` threads for the block (threadpoolctl, a declared dependency)."""
+    from threadpoolctl import threadpool_limits
+
     return threadpool_limits(count, user_api="blas")

@@ -130,12 +130,10 @@ SERIAL_BLOCK_FLOPS = 2**27
 
 def _blas_threads_for(flops: int):
     """One BLAS thread for small block products (a spinning pool makes them ~6x slower on a busy
-    machine); a no-op when the product is big or threadpoolctl is not installed."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas") if flops < SERIAL_BLOCK_FLOPS else contextlib.nullcontext()
+    machine); a no-op when the product is big."""
+    from prismrec.threads import blas_limit
+
+    return blas_limit(1) if flops < SERIAL_BLOCK_FLOPS else contextlib.nullcontext()
 
 
 def _block_top_k(unit, norms, has_content, block, k, shrink, include_self):
