@@ -23,8 +23,9 @@ Example:
 """
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
+
+import orjson
 
 
 class ResponseCache:
@@ -78,8 +79,12 @@ def read_query(query: bytes) -> tuple[int, bool] | None:
 
 
 def json_bytes(content) -> bytes:
-    """JSON as FastAPI's JSONResponse writes it."""
-    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    """Compact UTF-8 JSON, byte for byte what FastAPI's JSONResponse writes for these bodies.
+
+    orjson, because the standard library's encoder was 0.03 ms of a ~0.3 ms uncached request
+    (20x orjson's time). Scores are always finite here (padding is dropped before encoding).
+    """
+    return orjson.dumps(content)
 
 
 def recommendations_body(engine, cache: ResponseCache, user_id: str, k: int, exclude_seen: bool) -> bytes:

@@ -119,3 +119,16 @@ def test_a_graph_built_into_the_bundle_is_what_the_server_reads(tmp_path):
     served = np.array([[items.to_index([r["item_id"]])[0] for r in engine.recommend(u, 10)] for u in users.raw_ids])
     exact = ExactIndex(engine.item_vectors).search(engine.user_vectors, 10, engine.seen)[0]
     assert recall_at_k(served, exact) >= 0.95 and not any(u in row for u, row in enumerate(served))
+
+
+def test_exact_index_single_query_path_agrees_with_the_batched_path():
+    generator = torch.Generator().manual_seed(3)
+    index = ExactIndex(torch.randn(500, 16, generator=generator))
+    queries = torch.randn(20, 16, generator=generator)
+    exclude = [set(range(q, 500, 7)) for q in range(20)]
+    batched = index.search(queries, 10, exclude)  # several rows: one torch product per batch
+    for row in range(20):  # one row: the NumPy path of the HTTP server
+        single = index.search(queries[row:row + 1], 10, exclude[row:row + 1])
+        np.testing.assert_array_equal(single[0], batched[0][row:row + 1])
+        np.testing.assert_allclose(single[1], batched[1][row:row + 1], rtol=1e-5)
+        assert not set(single[0][0].tolist()) & exclude[row]
