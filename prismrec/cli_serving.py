@@ -71,6 +71,8 @@ def serve(
     state: Optional[Path] = typer.Option(None, help="Folder for the SQLite store, uploads and features (default RUN/state)."),
     feature_cache: Optional[Path] = typer.Option(None, help="Feature store for new items (default STATE/features)."),
     ann_threshold: int = typer.Option(200_000, help="Use the faiss HNSW index from this many items on."),
+    ef_search: int = typer.Option(128, "--ef-search", min=1,
+                                  help="HNSW candidates per query (ANN index only): higher is slower, with better recall."),
     threads: int = typer.Option(1, help="Torch threads per request."),
     response_cache: int = typer.Option(64, "--response-cache", min=0,
                                        help="MiB of encoded recommendation lists kept until feedback or a new "
@@ -91,7 +93,7 @@ def serve(
     _setup(threads)
     state = state or run / "state"
     engine = ServingEngine(load_bundle(run), state_dir=state, ann_threshold=ann_threshold, warm_up=True,
-                           feature_store=FeatureStore(feature_cache) if feature_cache else None)
+                           ef_search=ef_search, feature_store=FeatureStore(feature_cache) if feature_cache else None)
     console.print(f"serving {run} ({type(engine.model).__name__}, {len(engine.user_ids)} users, "
                   f"{len(engine.catalog)} items, {engine.index.kind} index) on http://{host}:{port}/  "
                   f"state: {state}")

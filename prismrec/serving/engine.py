@@ -22,7 +22,7 @@ from prismrec.models.base import ColdStartError, Recommender
 from prismrec.serving.bundle import BUNDLE_INDEX_DIR
 from prismrec.serving.catalog import ServingCatalog
 from prismrec.serving.factors import FoldIn, factor_view
-from prismrec.serving.index import DEFAULT_ANN_THRESHOLD, HnswIndex, make_index
+from prismrec.serving.index import DEFAULT_ANN_THRESHOLD, DEFAULT_EF_SEARCH, HnswIndex, make_index
 from prismrec.serving.ingest import ItemEncoders, check_item_id
 from prismrec.serving.store import ServingStore
 
@@ -39,7 +39,8 @@ class ServingEngine:
 
     def __init__(self, bundle, *, state_dir: str | Path, feature_store=None,
                  ann_threshold: int = DEFAULT_ANN_THRESHOLD, fold_in_missing_weight: float = 0.01,
-                 fold_in_regularization: float = 1.0, warm_up: bool = False) -> None:
+                 fold_in_regularization: float = 1.0, warm_up: bool = False,
+                 ef_search: int = DEFAULT_EF_SEARCH) -> None:
         from prismrec.encoders.store import FeatureStore
 
         self.bundle, self.model = bundle, bundle.model
@@ -51,9 +52,9 @@ class ServingEngine:
         self.user_vectors = view.user_vectors.clone()
         self.fitted_user_vectors = view.user_vectors  # priors for fold-in
         self.item_vectors = view.item_vectors
-        self.ann_threshold = ann_threshold
+        self.ann_threshold, self.ef_search = ann_threshold, ef_search
         self.index = make_index(self.item_vectors, ann_threshold=ann_threshold, cache_dir=self.state_dir / "index",
-                                prebuilt_dir=bundle.path / BUNDLE_INDEX_DIR)
+                                prebuilt_dir=bundle.path / BUNDLE_INDEX_DIR, ef_search=ef_search)
         self.fold = (FoldIn(self.item_vectors, free_dims=self.free_dims, missing_weight=fold_in_missing_weight,
                             regularization=fold_in_regularization) if self.free_dims else None)
         self.users = {raw: i for i, raw in enumerate(bundle.users.raw_ids)}
@@ -173,7 +174,7 @@ class ServingEngine:
         new_rows = factor_view(self.model).item_vectors[len(self.item_vectors):]
         self.item_vectors = torch.cat([self.item_vectors, new_rows])
         if self.index.kind == "exact" and len(self.item_vectors) >= self.ann_threshold:
-            self.index = HnswIndex(self.item_vectors)  # the catalogue outgrew exact search
+            self.index = HnswIndex(self.item_vectors, ef_search=self.ef_search)  # the catalogue outgrew exact search
         else:
             self.index.add(new_rows)
         if self.fold is not None:

@@ -24,6 +24,7 @@ import torch
 from prismrec.io import atomic_path
 
 DEFAULT_ANN_THRESHOLD = 200_000
+DEFAULT_EF_SEARCH = 128  # HNSW candidate list per query: recall@10 vs latency (bench/serving_ann.py)
 
 
 class ExactIndex:
@@ -99,7 +100,7 @@ class HnswIndex:
     kind = "hnsw"
 
     def __init__(self, item_vectors: torch.Tensor, *, neighbours: int = 32, ef_construction: int = 80,
-                 ef_search: int = 128, cache_dir: str | Path | None = None,
+                 ef_search: int = DEFAULT_EF_SEARCH, cache_dir: str | Path | None = None,
                  prebuilt_dir: str | Path | None = None) -> None:
         import faiss
 
