@@ -71,7 +71,7 @@ def serve(
     state: Optional[Path] = typer.Option(None, help="Folder for the SQLite store, uploads and features (default RUN/state)."),
     feature_cache: Optional[Path] = typer.Option(None, help="Feature store for new items (default STATE/features)."),
     ann_threshold: int = typer.Option(200_000, help="Use the faiss HNSW index from this many items on."),
-    ef_search: int = typer.Option(128, "--ef-search", min=1,
+    ef_search: int = typer.Option(64, "--ef-search", min=1,
                                   help="HNSW candidates per query (ANN index only): higher is slower, with better recall."),
     threads: int = typer.Option(1, help="Torch threads per request."),
     response_cache: int = typer.Option(64, "--response-cache", min=0,

@@ -121,7 +121,7 @@ def test_a_graph_built_into_the_bundle_is_what_the_server_reads(tmp_path):
     assert recall_at_k(served, exact) >= 0.95 and not any(u in row for u, row in enumerate(served))
     tuned = ServingEngine(load_bundle(tmp_path / "run"), state_dir=tmp_path / "state", ann_threshold=1_000,
                           ef_search=40)  # `prismrec serve --ef-search 40`
-    assert engine.index.ef_search == 128 and tuned.index.ef_search == 40 and tuned.index.path == graph
+    assert engine.index.ef_search == 64 and tuned.index.ef_search == 40 and tuned.index.path == graph
 
 
 def test_exact_index_single_query_path_agrees_with_the_batched_path():
