@@ -53,6 +53,24 @@ def symmetric_normalized_values(rows, columns, values, n_items: int) -> torch.Te
     return inverse_sqrt[rows] * values * inverse_sqrt[columns]
 
 
+def propagate_entries(rows: torch.Tensor, columns: torch.Tensor, values: torch.Tensor,
+                      dense: torch.Tensor) -> torch.Tensor:
+    """``S @ dense`` for the COO entries of ``S`` (duplicates summed), differentiable in ``values`` and
+    ``dense`` with memory O(nnz · d).
+
+    ``torch.sparse.mm`` would do, but its backward for a sparse matrix with trainable values forms
+    the dense ``[n, n]`` product ``grad @ dense.T`` before masking it: 6.4 GB at 40k items, 40 GB at
+    100k (measured: 1.6 GB extra at 20k items, against 0.42 GB here).
+
+    Example:
+        >>> import torch
+        >>> propagate_entries(torch.tensor([0, 0, 1]), torch.tensor([0, 1, 1]), torch.tensor([1.0, 2.0, 3.0]),
+        ...                   torch.tensor([[1.0], [10.0]])).tolist()
+        [[21.0], [30.0]]
+    """
+    return torch.zeros_like(dense).index_add(0, rows, values.unsqueeze(1) * dense[columns])
+
+
 def lattice_item_graph(projected, frozen, weights, k: int, lambda_coeff: float):
     """COO entries of ``(1 - λ) norm(Σ_m w_m kNN(projected_m)) + λ Σ_m w_m frozen_m``.
 
@@ -118,12 +136,10 @@ class LATTICE(MultimodalEmbeddingModel):
         def content_part() -> torch.Tensor:
             if "graph" not in epoch_graph:  # first batch of the epoch: rebuild, with gradients
                 rows, columns, values = item_graph_entries()
-                graph = torch.sparse_coo_tensor(torch.stack([rows, columns]), values, (n_items, n_items),
-                                                check_invariants=False)
                 epoch_graph["graph"] = _fixed(rows, columns, values.detach(), n_items)
                 content = network.item_ids()
                 for _ in range(self.n_layers):
-                    content = torch.sparse.mm(graph, content)
+                    content = propagate_entries(rows, columns, values, content)
             else:
                 content = epoch_graph["graph"].propagate(network.item_ids(), self.n_layers)
             return F.normalize(content, dim=1)

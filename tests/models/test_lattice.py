@@ -10,7 +10,7 @@ import torch
 from cold_twin import cold_twin_data
 from prismrec.models import LATTICE
 from prismrec.models.content import item_content_graph
-from prismrec.models.lattice import lattice_item_graph
+from prismrec.models.lattice import lattice_item_graph, propagate_entries
 
 FAST = {"embedding_size": 16, "feature_embedding_size": 8, "knn_k": 5, "epochs": 25, "learning_rate": 0.02,
         "patience": 25}
@@ -37,14 +37,13 @@ def test_sparse_item_graph_equals_the_dense_computation_with_its_gradients():
     frozen = [sp.coo_matrix(item_content_graph(array, k=4, binary=False)) for array in raw]
     frozen_entries = [(torch.from_numpy(g.row.astype(np.int64)), torch.from_numpy(g.col.astype(np.int64)),
                        torch.from_numpy(g.data)) for g in frozen]
-    item_ids = torch.randn(30, 3, generator=torch.Generator().manual_seed(0))
+    item_ids = torch.nn.Parameter(torch.randn(30, 3, generator=torch.Generator().manual_seed(0)))
 
     def sparse_output():
         projected = [p(torch.from_numpy(a)) for p, a in zip(projections, raw)]
         rows, columns, values = lattice_item_graph(projected, frozen_entries, torch.softmax(logits, 0), 4, 0.9)
         assert len(values) == 2 * 2 * 30 * 4  # learned + frozen, per modality, N * k entries each
-        graph = torch.sparse_coo_tensor(torch.stack([rows, columns]), values, (30, 30))
-        return torch.sparse.mm(graph, item_ids)
+        return propagate_entries(rows, columns, values, item_ids)  # what the model trains through
 
     def dense_output():
         weights = torch.softmax(logits, 0)
@@ -53,7 +52,7 @@ def test_sparse_item_graph_equals_the_dense_computation_with_its_gradients():
         original = sum(w * torch.from_numpy(g.toarray()) for w, g in zip(weights, frozen))
         return (0.1 * learned + 0.9 * original) @ item_ids
 
-    parameters = [logits, *projections[0].parameters(), *projections[1].parameters()]
+    parameters = [logits, *projections[0].parameters(), *projections[1].parameters(), item_ids]
     gradients = []
     for compute in (sparse_output, dense_output):
         for parameter in parameters:
