@@ -10,7 +10,7 @@ LATTICE's per-epoch learned graph, as the model requires. Each (model, size) run
 own process, so peak RSS is that run's maximum. "dense N x N" is what one float32 item-item
 matrix would take (LATTICE's paper code holds several).
 
-Example (the 10k point takes about a minute on one thread; 40k and 100k take much longer, not yet measured):
+Example (one thread: the 10k point takes about a minute, 40k about 4 minutes, 100k about 12; figures in bench/results/2026-12-02-speed.md):
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 PYTHONPATH=. python bench/graph_models_scale.py --items 10000
     PYTHONPATH=. python bench/graph_models_scale.py --items 10000 40000 100000 --models freedom lattice --threads 2
 """
