@@ -252,16 +252,20 @@ def study(
     config: Path = typer.Argument(..., help="YAML study description (see configs/lmm_study.yaml)."),
     out: Path = typer.Option(..., "--out", help="Folder: one compare run per scenario, plus the study's reports."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help=PROGRESS_HELP),
+    scenarios: Optional[str] = typer.Option(None, "--scenarios",
+                                            help="Comma-separated scenarios to run (e.g. warm@0.1,warm@0.25); "
+                                                 "default: every scenario of the study."),
 ) -> None:
     """Run a grid (encoders x models x paradigms x seeds, warm / cold / sparsity scenarios) as one study."""
     from prismrec.experiment import check_output_folder
-    from prismrec.study import load_study, run_study
+    from prismrec.study import load_study, run_study, select_scenarios
 
     _setup(None)
     check_output_folder(out)
     plan = load_study(config)
+    chosen = select_scenarios(plan, [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else None)
     _setup(plan.base.get("threads"))
-    summary = run_study(plan, out, progress=_progress(progress), log=_log)
+    summary = run_study(plan, out, progress=_progress(progress), log=_log, scenarios=chosen)
     out_console.print(f"{len(summary['scenarios'])} scenarios: {', '.join(summary['scenarios'])}", highlight=False)
     console.print(f"wrote {out}/results.json, results.md and report.html")
 

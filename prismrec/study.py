@@ -182,7 +182,7 @@ def scenario_config(study: StudyConfig, scenario: str):
         entry = {"name": model_name(spec["name"], encoder, paradigm), "model": spec.get("model", spec["name"]),
                  "params": spec.get("params", {}), "features": [f"{encoder}.{f}.{paradigm}"
                                                                 for f in study.encoders[encoder]]}
-        models.append({**entry, **({"tuned": spec["tuned"]} if "tuned" in spec else {})})
+        models.append({**entry, **{key: spec[key] for key in ("tuned", "search_space") if key in spec}})
     used = {f for m in models for f in m.get("features", [])}
     raw["features"] = {name: spec for name, spec in features.items() if name in used}
     raw["models"] = models
@@ -193,13 +193,30 @@ def scenario_config(study: StudyConfig, scenario: str):
     return parse_config(raw, source=study.source)
 
 
-def run_study(study: StudyConfig, out_dir: str | Path, *, progress: bool = False, log=print) -> dict:
-    """Run every scenario into ``<out>/<scenario>/`` and write the study's own reports."""
+def select_scenarios(study: StudyConfig, names: list[str] | None) -> list[str]:
+    """The scenarios to run, in the study's order: all of them, or the ``names`` given (checked).
+
+    Example:
+        >>> select_scenarios(study, ["warm@0.1", "warm@0.25"])  # doctest: +SKIP
+        ['warm@0.1', 'warm@0.25']
+    """
+    if not names:
+        return list(study.scenarios)
+    missing = [n for n in names if n not in study.scenarios]
+    if missing:
+        raise ConfigError(f"{study.source}: --scenarios names {missing}, which are not scenarios of this study; "
+                          f"its scenarios are {list(study.scenarios)}")
+    return [s for s in study.scenarios if s in names]
+
+
+def run_study(study: StudyConfig, out_dir: str | Path, *, progress: bool = False, log=print,
+              scenarios: list[str] | None = None) -> dict:
+    """Run every scenario (or only ``scenarios``) into ``<out>/<scenario>/`` and write the study's own reports."""
     from prismrec.study_report import study_html, study_markdown
 
     out = Path(out_dir)
     reports = {}
-    for scenario in study.scenarios:
+    for scenario in select_scenarios(study, scenarios):
         config = scenario_config(study, scenario)
         tuned = study.tune is not None and scenario in study.tune["scenarios"]
         if tuned:

@@ -49,10 +49,12 @@ def sparsity_curve(summary: dict) -> tuple[list[float], dict[str, list[tuple[flo
             base = match.group(1)
     if not points:
         return None
-    points[1.0] = base
+    if base in summary["scenarios"]:  # the full split ends the curve, unless the run left it out (--scenarios)
+        points[1.0] = base
     fractions = sorted(points)
-    metric = summary["scenarios"][base]["headline"][-1]
-    models = list(summary["scenarios"][base]["models"])
+    top = summary["scenarios"][points[fractions[-1]]]
+    metric = top["headline"][-1]
+    models = [m for m in top["models"] if all(m in summary["scenarios"][points[f]]["models"] for f in fractions)]
     curve = {m: [(summary["scenarios"][points[f]]["models"][m]["metrics"].get(metric, np.nan),
                   summary["scenarios"][points[f]]["models"][m].get("metrics_std", {}).get(metric, 0.0))
                  for f in fractions] for m in models}

@@ -127,6 +127,10 @@ def test_paradigms_take_their_own_train_options_and_unsupported_combinations_are
     assert [m.name for m in scenario_config(only_sparse, "warm@0.5").models][-2:] == ["vbpr-words-frozen",
                                                                                       "freedom-words-frozen"]
     assert [m.name for m in scenario_config(only_sparse, "cold").models][-1] == "vbpr-words-frozen"
+    widened = {"dropout": {"type": "categorical", "choices": [0.0, 0.8]}}
+    own_space = parse_study(yaml.safe_load(study_file(
+        own_catalogue, tmp_path, content_models=[{"name": "freedom", "search_space": widened}]).read_text()))
+    assert scenario_config(own_space, "warm").models[-1].search_space == widened  # a content model's own grid
     with pytest.raises(ConfigError, match=r"lists scenario\(s\) \['warm@0.3'\]"):
         parse_study(yaml.safe_load(study_file(own_catalogue, tmp_path, content_models=[
             {"name": "vbpr", "scenarios": ["warm@0.3"]}]).read_text()))
@@ -140,3 +144,22 @@ def test_paradigms_take_their_own_train_options_and_unsupported_combinations_are
         parse_study(yaml.safe_load(study_file(own_catalogue, tmp_path, encoders=encoders,
                                               content_models=[{"name": "vbpr", "paradigms": ["finetuned"]}])
                                    .read_text()))
+
+
+def test_study_runs_only_the_scenarios_named_by_scenarios_option(tmp_path):
+    from conftest import write_own_catalogue
+
+    config = write_own_catalogue(tmp_path, n_items=60)
+    out = tmp_path / "study"
+    path = study_file(config, tmp_path, content_models=[{"name": "vbpr", "params": {"epochs": 2, "early_stopping_metric": "ndcg@5"}}],
+                      baselines=[{"name": "mostpop"}])
+    result = runner.invoke(app, ["study", str(path), "--out", str(out), "--scenarios", "cold, warm@0.5"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "results.json").read_text())
+    assert list(summary["scenarios"]) == ["warm@0.5", "cold"]  # the study's order, not the option's
+    assert not (out / "warm").exists()
+    markdown = (out / "results.md").read_text()  # the curve has only the points that ran
+    assert "## Sparsity curve" in markdown and "50% of train" in markdown and "100% of train" not in markdown
+    bad = runner.invoke(app, ["study", str(path), "--out", str(tmp_path / "o"), "--scenarios", "warm@0.3"])
+    assert bad.exit_code == 2 and "--scenarios names ['warm@0.3']" in bad.stderr
+    assert not (tmp_path / "o").exists()
