@@ -73,3 +73,14 @@ def test_unknown_model_in_config_is_one_clear_line(tmp_path):
     result = runner.invoke(app, ["compare", str(config), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "unknown model 'deepmagic'" in result.output and "Traceback" not in result.output
+
+
+def test_python_dash_m_prismrec_runs_the_cli():
+    import subprocess
+    import sys
+
+    from prismrec import __version__
+
+    done = subprocess.run([sys.executable, "-m", "prismrec", "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"prismrec {__version__}"
