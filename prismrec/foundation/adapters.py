@@ -133,7 +133,7 @@ def _item_rows(model, item_token_ids: list[int], *, full: bool) -> int:
         return weight.shape[0]
     keep = torch.zeros(weight.shape[0], 1, dtype=weight.dtype)
     keep[torch.as_tensor(sorted(set(item_token_ids)), dtype=torch.long)] = 1.0
-    weight.register_hook(lambda grad: grad * keep)
+    weight.register_hook(lambda grad: grad * keep.to(grad.device, grad.dtype))  # the network may move after this
     return int(keep.sum())
 
 

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 from scipy.cluster.vq import kmeans2
+from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import ArpackError, eigsh
 
 
@@ -60,9 +61,13 @@ def spectral_embedding(graph: sp.spmatrix, dim: int) -> np.ndarray:
 def spectral_partition(graph: sp.spmatrix, n_clusters: int, rng: np.random.Generator) -> np.ndarray:
     """Cluster labels ``0..k-1`` (consecutive) of the nodes of ``graph`` by spectral clustering.
 
-    Isolated nodes get a cluster of their own. When clustering cannot separate the nodes
-    (all in one cluster, for example a graph without edges), the nodes are cut into
-    ``n_clusters`` equal chunks instead, so that recursion always makes progress.
+    Isolated nodes get a cluster of their own. A graph of several connected components is
+    split along them (components packed, largest first, into the least-filled of at most
+    ``n_clusters`` clusters): its top eigenvalue is degenerate, so eigenvectors, and
+    clusters built on them, would be any basis of that space, changed by the smallest
+    rounding difference. When clustering cannot separate the nodes (all in one cluster),
+    the nodes are cut into ``n_clusters`` equal chunks instead, so that recursion always
+    makes progress.
     """
     graph = sp.csr_matrix(graph, dtype=np.float64)
     n = graph.shape[0]
@@ -76,6 +81,9 @@ def spectral_partition(graph: sp.spmatrix, n_clusters: int, rng: np.random.Gener
         labels[connected] = spectral_partition(graph[connected][:, connected], n_clusters - 1, rng)
         _, labels = np.unique(labels, return_inverse=True)
         return labels.ravel().astype(np.int64)
+    n_components, component = connected_components(graph, directed=False)
+    if n_components > 1 and not isolated.all():
+        return pack_components(component, n_clusters)
     labels = np.zeros(n, dtype=np.int64)
     if not isolated.all():
         try:
@@ -85,4 +93,27 @@ def spectral_partition(graph: sp.spmatrix, n_clusters: int, rng: np.random.Gener
     if len(np.unique(labels)) < 2:
         labels = (np.arange(n) * n_clusters) // n
     _, labels = np.unique(labels, return_inverse=True)
+    return labels.ravel().astype(np.int64)
+
+
+def pack_components(component: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Cluster labels that keep each component whole: largest component first (ties: the one
+    whose first node comes first) into the cluster with the fewest nodes so far (ties: the
+    lowest label). Deterministic; labels are consecutive from 0.
+
+    Example:
+        >>> pack_components(np.array([0, 0, 0, 1, 2, 2]), 2).tolist()
+        [0, 0, 0, 1, 1, 1]
+    """
+    sizes = np.bincount(component)
+    first = np.full(len(sizes), len(component), dtype=np.int64)
+    np.minimum.at(first, component, np.arange(len(component)))
+    order = np.lexsort((first, -sizes))
+    k = min(n_clusters, len(sizes))
+    filled, cluster_of = np.zeros(k, dtype=np.int64), np.empty(len(sizes), dtype=np.int64)
+    for c in order:
+        target = int(np.argmin(filled))
+        cluster_of[c] = target
+        filled[target] += sizes[c]
+    _, labels = np.unique(cluster_of[component], return_inverse=True)
     return labels.ravel().astype(np.int64)

@@ -32,6 +32,31 @@ def sequential_examples(sequences: list[np.ndarray], max_history: int) -> tuple[
     return users, positions
 
 
+def sample_positions(users: np.ndarray, positions: np.ndarray, per_user: int | None,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``per_user`` random examples of each user (all when ``None``), in their original order.
+
+    Long sequences (MovieLens users rate ~100 movies) then cost a bounded number of steps
+    per epoch; every epoch draws afresh, so over epochs all positions are seen.
+
+    Example:
+        >>> users, positions = sample_positions(np.array([0, 0, 0, 1]), np.array([1, 2, 3, 1]), 2,
+        ...                                     np.random.default_rng(0))
+        >>> np.bincount(users).tolist()
+        [2, 1]
+    """
+    if per_user is None or len(users) == 0:
+        return users, positions
+    if per_user < 1:
+        raise ValueError(f"positions_per_user must be positive or None, got {per_user}")
+    keys = rng.random(len(users))
+    order = np.lexsort((keys, users))  # by user, random within a user
+    starts = np.searchsorted(users[order], users[order], side="left")
+    rank = np.arange(len(order)) - starts
+    keep = np.sort(order[rank < per_user])
+    return users[keep], positions[keep]
+
+
 def sequential_source(encoder, template_text: str, raw_user: str, history: np.ndarray):
     """Encode one sequential prompt, truncating the oldest history items when too long."""
     def rendered(kept):
@@ -90,9 +115,11 @@ def length_bucketed_batches(lengths: np.ndarray, batch_size: int, rng: np.random
 
 def train_one_epoch(network, encoder, optimizer, sequences, raw_users, *, batch_size: int, max_history: int,
                     rng: np.random.Generator, device, progress: bool = False, description: str = "",
-                    direct_share: float = 0.0, direct_candidates: int = 20) -> float:
-    """One pass over all sequential examples in random order; returns the mean loss."""
-    users, positions = sequential_examples(sequences, max_history)
+                    direct_share: float = 0.0, direct_candidates: int = 20,
+                    positions_per_user: int | None = None) -> float:
+    """One pass over all sequential examples (at most ``positions_per_user`` random ones per
+    user when given) in random order; returns the mean loss."""
+    users, positions = sample_positions(*sequential_examples(sequences, max_history), positions_per_user, rng)
     batches = length_bucketed_batches(np.minimum(positions, max_history), batch_size, rng)
     network.train()
     total, seen = 0.0, 0

@@ -3,7 +3,9 @@
 ``score`` ranks items by the log-likelihood of their id tokens under a sequential prompt,
 from a beam search over the trie of valid ids (``beam_size=0``: every item scored
 exactly); items outside the beam get a floor score. ``validation_users`` caps the users
-early stopping evaluates (0: all). ``direct_share`` of the training examples are direct
+early stopping evaluates (0: all). ``positions_per_user`` caps the training examples
+each user gives per epoch (a fresh random draw every epoch; ``None``: every position).
+``direct_share`` of the training examples are direct
 prompts (candidates listed, see :mod:`prismrec.foundation.direct`). The network lives in
 :mod:`prismrec.foundation`; this wrapper builds ids, tokenizer and network in ``fit`` and
 publishes the weights, tokenizer and ids as ``_`` attributes that ``save`` writes.
@@ -40,7 +42,7 @@ class FoundationRecommender(SequentialHistory, Recommender):
                  epochs: int = 10, batch_size: int = 64, learning_rate: float = 1e-3, patience: int = 3,
                  early_stopping_metric: str = "ndcg@10", validation_users: int = 2000,
                  beam_size: int = 20, eval_template: str = "sequential-1", score_batch_size: int = 64,
-                 direct_share: float = 0.0, direct_candidates: int = 20,
+                 direct_share: float = 0.0, direct_candidates: int = 20, positions_per_user: int | None = None,
                  checkpoint_dir: str | None = None, seed: int = 0, device: str = "auto") -> None:
         self.preset, self.pretrained, self.allow_download = preset, pretrained, allow_download
         self.id_scheme, self.id_base, self.n_clusters, self.leaf_size = id_scheme, id_base, n_clusters, leaf_size
@@ -53,6 +55,7 @@ class FoundationRecommender(SequentialHistory, Recommender):
         self.validation_users, self.beam_size, self.eval_template = validation_users, beam_size, eval_template
         self.score_batch_size, self.checkpoint_dir, self.seed, self.device = score_batch_size, checkpoint_dir, seed, device
         self.direct_share, self.direct_candidates = direct_share, direct_candidates
+        self.positions_per_user = positions_per_user
 
     def required_features_for_fit(self) -> tuple[str, ...]:
         needed = (self.content_feature,) if self.id_scheme == "semantic" else ()
@@ -92,15 +95,18 @@ class FoundationRecommender(SequentialHistory, Recommender):
         if checkpoint is not None and checkpoint.is_file():
             first = load_checkpoint(checkpoint, network=network, optimizer=optimizer, stopper=stopper, rng=rng,
                                     fingerprints=fingerprints)
-        self.epoch_seconds_ = []
+        self.epoch_seconds_, self.epoch_cpu_seconds_ = [], []
+        self.memory_at_start_mb_ = _reset_peak_memory(device)
         for epoch in range(first, self.epochs):
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             stopper.losses.append(train_one_epoch(
                 network, self._encoder, optimizer, sequences, self.raw_users_, batch_size=self.batch_size,
                 max_history=self.max_history, rng=rng, device=device, progress=progress,
                 description=f"{type(self).__name__} epoch {epoch + 1}/{self.epochs}",
-                direct_share=self.direct_share, direct_candidates=self.direct_candidates))
+                direct_share=self.direct_share, direct_candidates=self.direct_candidates,
+                positions_per_user=self.positions_per_user))
             self.epoch_seconds_.append(time.perf_counter() - started)
+            self.epoch_cpu_seconds_.append(time.process_time() - started_cpu)
             self._publish()
             stop = stopper.step(epoch)
             if checkpoint is not None:
@@ -234,10 +240,40 @@ class FoundationRecommender(SequentialHistory, Recommender):
         self._attach(network, tokenizer, index, None if self.has_image_ is None else self.has_image_.numpy())
 
 
+def _reset_peak_memory(device: torch.device) -> float:
+    """Start measuring peak memory at the first epoch, so that data loading and id building do not count.
+
+    CUDA: its peak allocation statistics; CPU on Linux: the process's peak RSS (``VmHWM``,
+    reset by writing 5 to ``/proc/self/clear_refs``). Elsewhere nothing is reset and the
+    peak is the process's since it started. Returns the memory in use now (MiB): what the
+    data, ids and network already hold when training starts.
+    """
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device) / 2**20
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        with open("/proc/self/status") as handle:
+            return next(int(line.split()[1]) / 1024 for line in handle if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return float("nan")
+
+
 def _peak_memory_mb(device: torch.device) -> float:
-    """Peak memory of this process so far: accelerator allocations on CUDA, else peak RSS (Linux)."""
+    """Peak memory since :func:`_reset_peak_memory`: CUDA allocations, else peak RSS (``VmHWM``, Linux).
+
+    Without ``/proc`` it is ``ru_maxrss``: the process's peak since it started.
+    """
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -73,3 +73,17 @@ def test_bad_tuning_settings_are_named():
         TuningConfig("bitfit")
     with pytest.raises(ValueError, match="must be positive"):
         TuningConfig("adapters", reduction=0)
+
+
+
+def test_the_item_row_gradient_mask_follows_the_gradient_to_another_device(tokenizer, item_index):
+    """``prepare_tuning`` runs before ``network.to(device)``, so the row mask of the shared
+    embedding's gradient was left on the CPU: on CUDA the backward would fail with tensors on two
+    devices. A 'meta' gradient stands in for the accelerator's here."""
+    network = make_network(tokenizer)
+    prepare_tuning(network, TuningConfig("adapters"), item_rows(tokenizer, item_index))
+    weight = network.backbone.get_input_embeddings().weight
+    grad = torch.ones_like(weight, device="meta")
+    for hook in weight._backward_hooks.values():
+        grad = hook(grad)
+    assert grad.device.type == "meta" and grad.shape == weight.shape

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from prismrec.data import Interactions
 from prismrec.data.sequences import user_sequences
@@ -122,3 +123,21 @@ def test_items_without_co_occurrences_get_their_own_branch():
     first = index.codes[:, 0]
     assert len(set(first[30:])) == 1 and first[30] not in set(first[:30])
     assert len({tuple(r[r >= 0]) for r in index.codes}) == 300
+
+
+def test_collaborative_ids_of_a_graph_of_many_components_do_not_depend_on_rounding():
+    """Disconnected communities make the top eigenvalue of the spectral step degenerate, so its
+    eigenvectors (and the ids) were any basis of that space: a 1e-12 change of the weights,
+    or another process's rounding, gave other ids, and a resumed run refused its own checkpoint."""
+    rng = np.random.default_rng(0)
+    sequences = [rng.choice(8, 4, replace=False) + 8 * (u % 40) for u in range(400)]  # 40 communities of 8
+    graph = co_occurrence(sequences, 320)
+    noisy = graph.copy()
+    noise = sp.triu(graph, 1)
+    noise.data = noise.data * rng.uniform(-1e-12, 1e-12, len(noise.data))
+    noisy = noisy + noise + noise.T
+    index = collaborative_ids(graph, n_clusters=4, leaf_size=16, seed=0)
+    assert collaborative_ids(noisy, n_clusters=4, leaf_size=16, seed=0).fingerprint() == index.fingerprint()
+    first = index.codes[:, 0].reshape(40, 8)
+    assert (first == first[:, :1]).all()  # a community stays under one prefix
+    assert len({tuple(r[r >= 0]) for r in index.codes}) == 320

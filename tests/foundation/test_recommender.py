@@ -85,3 +85,30 @@ def test_peft_tuned_models_score_and_reload(tuning, split, tmp_path):
     assert report["mode"] == tuning and report["trainable_parameters"] < report["total_parameters"]
     model.save(tmp_path / tuning)
     assert torch.equal(Recommender.load(tmp_path / tuning).score(np.arange(30)), model.score(np.arange(30)))
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/clear_refs"), reason="needs Linux /proc")
+def test_peak_memory_and_cpu_seconds_cover_the_training_epochs_only(split):
+    ballast = np.ones(400 * 2**20 // 8)  # 400 MiB touched before fit: not training memory
+    before = __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss / 1024
+    del ballast
+    model = FoundationRecommender(**TINY, epochs=2).fit(split.train, split.valid)
+    assert model.peak_memory_mb_ < before - 200
+    assert 0 < model.memory_at_start_mb_ <= model.peak_memory_mb_
+    assert len(model.epoch_cpu_seconds_) == 2 and all(s > 0 for s in model.epoch_cpu_seconds_)
+
+
+def test_positions_per_user_caps_each_users_examples_with_a_fresh_draw_per_epoch(split):
+    from prismrec.foundation.trainer import sample_positions
+
+    users, positions = np.repeat([0, 1, 2], [5, 1, 3]), np.concatenate([np.arange(1, 6), [1], np.arange(1, 4)])
+    rng = np.random.default_rng(0)
+    draws = [sample_positions(users, positions, 2, rng) for _ in range(5)]
+    for kept_users, kept_positions in draws:
+        assert np.bincount(kept_users).tolist() == [2, 1, 2]
+        assert set(zip(kept_users, kept_positions)) <= set(zip(users, positions))
+    assert len({tuple(p) for _, p in draws}) > 1
+    with pytest.raises(ValueError, match="positions_per_user must be positive"):
+        sample_positions(users, positions, 0, rng)
+    model = FoundationRecommender(**TINY, epochs=1, positions_per_user=1).fit(split.train, split.valid)
+    assert model.score(np.arange(30)).shape == (30, 16)
