@@ -24,7 +24,7 @@ def explanations(
     seed: int = typer.Option(0),
     threads: Optional[int] = typer.Option(None),
 ) -> None:
-    """Train the explanation model on review summaries; score it and the nearest-review baseline."""
+    """Train the explanation model on review summaries; score it, the nearest-review and the constant baseline."""
     from prismrec import cli
 
     @cli._friendly_errors
@@ -50,18 +50,22 @@ def explanations(
             "foundation (T5, held-out template: zero-shot)": generator.generate(test["user"], test["item"],
                                                                                 template="explanation-3"),
             "nearest review (retrieval baseline)": NearestReview().fit(split.train).predict(test["user"], test["item"]),
+            # a model that says one phrase to everyone must not look good: the floor any method has to beat
+            "most common training summary (constant baseline)":
+                [str(split.train["summary"].mode().iloc[0])] * len(test),
         }
-        scores = {name: score_explanations(texts, references) for name, texts in outputs.items()}
+        scores = {name: {**score_explanations(texts, references), "distinct_outputs": len(set(texts))}
+                  for name, texts in outputs.items()}
         report = {"data": str(reviews), "target": "the review's summary line", "split": "random 8:1:1 reviews",
                   "test_reviews": len(test), "dropped_unknown": split.dropped, "fit_seconds": round(fit_seconds, 1),
                   "tuning": generator.tuning_report_, "scores": scores}
         atomic_write_json(out / "results.json", report)
         lines = ["# Explanations: review summary lines", "", f"{len(test)} test reviews of {reviews}", "",
-                 "| method | BLEU-4 | ROUGE-1 | ROUGE-2 | ROUGE-L |", "|---|---|---|---|---|"]
-        lines += [f"| {name} | {s['bleu4']:.2f} | {s['rouge1']:.2f} | {s['rouge2']:.2f} | {s['rougeL']:.2f} |"
-                  for name, s in scores.items()]
+                 "| method | BLEU-4 | ROUGE-1 | ROUGE-2 | ROUGE-L | distinct outputs |", "|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {s['bleu4']:.2f} | {s['rouge1']:.2f} | {s['rouge2']:.2f} | {s['rougeL']:.2f} "
+                  f"| {s['distinct_outputs']} of {len(test)} |" for name, s in scores.items()]
         atomic_write_text(out / "results.md", "\n".join(lines) + "\n")
-        columns = dict(zip(("generated", "generated_zero_shot", "retrieved"), outputs.values()))
+        columns = dict(zip(("generated", "generated_zero_shot", "retrieved", "constant"), outputs.values()))
         atomic_write_frame(test[["user", "item"]].assign(reference=references, **columns), out / "explanations.csv")
         cli.out_console.print_json(json.dumps(scores))
 

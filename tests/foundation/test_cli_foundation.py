@@ -78,8 +78,12 @@ def test_explanations_are_trained_scored_and_explained(tmp_path):
     assert result.exit_code == 0, result.output
     scores = json.loads((run / "results.json").read_text())["scores"]
     assert scores["foundation (T5, trained templates)"]["rougeL"] > 90  # it learned each item's phrase
+    assert scores["foundation (T5, trained templates)"]["distinct_outputs"] == 2  # both phrases, per item
+    constant = scores["most common training summary (constant baseline)"]
+    assert constant["distinct_outputs"] == 1  # one phrase for all: exact on that phrase's reviews only
+    assert 0 < constant["rougeL"] < scores["foundation (T5, trained templates)"]["rougeL"] - 50
     frame = pd.read_csv(run / "explanations.csv")
-    assert {"user", "item", "reference", "generated", "retrieved"} <= set(frame.columns)
+    assert {"user", "item", "reference", "generated", "retrieved", "constant"} <= set(frame.columns)
     said = runner.invoke(app, ["explain", str(run), "--user", "U1", "--item", "I2"])
     assert said.exit_code == 0 and said.stdout.strip() == "great tone"  # I2 is in the first half
     unknown = runner.invoke(app, ["explain", str(run), "--user", "nobody", "--item", "I2"])
