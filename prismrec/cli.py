@@ -258,14 +258,14 @@ def study(
 ) -> None:
     """Run a grid (encoders x models x paradigms x seeds, warm / cold / sparsity scenarios) as one study."""
     from prismrec.experiment import check_output_folder
-    from prismrec.study import load_study, run_study, select_scenarios
+    from prismrec.study import load_study, run_study
 
     _setup(None)
     check_output_folder(out)
     plan = load_study(config)
-    chosen = select_scenarios(plan, [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else None)
+    chosen = [s.strip() for s in scenarios.split(",") if s.strip()] if scenarios else None
     _setup(plan.base.get("threads"))
-    summary = run_study(plan, out, progress=_progress(progress), log=_log, scenarios=chosen)
+    summary = run_study(plan, out, progress=_progress(progress), log=_log, scenarios=chosen)  # checks the names
     out_console.print(f"{len(summary['scenarios'])} scenarios: {', '.join(summary['scenarios'])}", highlight=False)
     console.print(f"wrote {out}/results.json, results.md and report.html")
 

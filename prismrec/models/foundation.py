@@ -240,13 +240,23 @@ class FoundationRecommender(SequentialHistory, Recommender):
         self._attach(network, tokenizer, index, None if self.has_image_ is None else self.has_image_.numpy())
 
 
+def _proc_status_mib(field: str) -> float | None:
+    """``field`` of ``/proc/self/status`` (e.g. ``VmRSS``, ``VmHWM``) in MiB; ``None`` without ``/proc``."""
+    try:
+        with open("/proc/self/status") as handle:
+            return next((int(line.split()[1]) / 1024 for line in handle if line.startswith(field + ":")), None)
+    except OSError:
+        return None
+
+
 def _reset_peak_memory(device: torch.device) -> float:
     """Start measuring peak memory at the first epoch, so that data loading and id building do not count.
 
     CUDA: its peak allocation statistics; CPU on Linux: the process's peak RSS (``VmHWM``,
     reset by writing 5 to ``/proc/self/clear_refs``). Elsewhere nothing is reset and the
-    peak is the process's since it started. Returns the memory in use now (MiB): what the
-    data, ids and network already hold when training starts.
+    peak is the process's since it started (NaN is returned for the memory at start).
+    Returns the memory in use now (MiB): what the data, ids and network already hold when
+    training starts.
     """
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -254,10 +264,10 @@ def _reset_peak_memory(device: torch.device) -> float:
     try:
         with open("/proc/self/clear_refs", "w") as handle:
             handle.write("5")
-        with open("/proc/self/status") as handle:
-            return next(int(line.split()[1]) / 1024 for line in handle if line.startswith("VmRSS:"))
-    except (OSError, StopIteration):
+    except OSError:
         return float("nan")
+    in_use = _proc_status_mib("VmRSS")
+    return float("nan") if in_use is None else in_use
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -267,13 +277,9 @@ def _peak_memory_mb(device: torch.device) -> float:
     """
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    peak = _proc_status_mib("VmHWM")
+    if peak is not None:
+        return peak
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -245,3 +245,22 @@ def propagated_rows(adjacency: torch.Tensor, embeddings: torch.Tensor, rows: tor
     if scipy_view is None:
         return propagate_layer_mean(adjacency, embeddings, n_layers).index_select(0, rows)
     return _RowsOfLayerMean.apply(embeddings, scipy_view, rows, n_layers)
+
+
+def propagate_entries(rows: torch.Tensor, columns: torch.Tensor, values: torch.Tensor,
+                      dense: torch.Tensor) -> torch.Tensor:
+    """``S @ dense`` for the COO entries of ``S`` (duplicates summed; ``values`` of shape ``[nnz]`` or
+    ``[nnz, 1]``), differentiable in ``values`` and ``dense`` with memory O(nnz · d): message passing
+    over learned edge weights (LATTICE's learned item graph, GRCN's routed edges).
+
+    ``torch.sparse.mm`` would do, but its backward for a sparse matrix with trainable values forms
+    the dense ``[n, n]`` product ``grad @ dense.T`` before masking it: 6.4 GB at 40k items, 40 GB at
+    100k (measured: 1.6 GB extra at 20k items, against 0.42 GB here).
+
+    Example:
+        >>> import torch
+        >>> propagate_entries(torch.tensor([0, 0, 1]), torch.tensor([0, 1, 1]), torch.tensor([1.0, 2.0, 3.0]),
+        ...                   torch.tensor([[1.0], [10.0]])).tolist()
+        [[21.0], [30.0]]
+    """
+    return torch.zeros_like(dense).index_add(0, rows, values.reshape(-1, 1) * dense[columns])

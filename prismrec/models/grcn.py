@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from prismrec.models.graph import propagate_entries
 from prismrec.models.itemknn_cbf import feature_name_list
 from prismrec.models.module_training import bpr_loss, fit_module, xavier_normal_table
 from prismrec.models.multimodal_graph import MultimodalEmbeddingModel, neighbour_fill, prepare_content
@@ -40,7 +41,7 @@ def edge_softmax(scores: torch.Tensor, targets: torch.Tensor, n_nodes: int) -> t
 def attend(x: torch.Tensor, sources, targets, n_nodes: int):
     """One attention layer: ``Σ_j softmax_j(x_t · x_j) x_j`` per target ``t``; returns it and the weights."""
     alpha = edge_softmax((x[targets] * x[sources]).sum(1), targets, n_nodes)
-    return torch.zeros_like(x).index_add(0, targets, alpha.unsqueeze(1) * x[sources]), alpha
+    return propagate_entries(targets, sources, alpha, x), alpha
 
 
 class GRCN(MultimodalEmbeddingModel):
@@ -99,8 +100,8 @@ class GRCN(MultimodalEmbeddingModel):
             alphas = torch.stack([alpha for _, alpha in parts], dim=1)
             weights = torch.relu((alphas * network.confidence[sources]).max(dim=1).values).unsqueeze(1)
             x = F.normalize(network.ids, dim=1)
-            layer_1 = torch.zeros_like(x).index_add(0, targets, weights * x[sources])
-            layer_2 = torch.zeros_like(x).index_add(0, targets, weights * layer_1[sources])
+            layer_1 = propagate_entries(targets, sources, weights, x)
+            layer_2 = propagate_entries(targets, sources, weights, layer_1)
             return torch.cat([x + layer_1 + layer_2] + [rep for rep, _ in parts], dim=1)
 
         def batch_loss(batch_users, positives, negatives) -> torch.Tensor:

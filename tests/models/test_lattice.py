@@ -10,7 +10,8 @@ import torch
 from cold_twin import cold_twin_data
 from prismrec.models import LATTICE
 from prismrec.models.content import item_content_graph
-from prismrec.models.lattice import lattice_item_graph, propagate_entries
+from prismrec.models.graph import propagate_entries
+from prismrec.models.lattice import lattice_item_graph
 
 FAST = {"embedding_size": 16, "feature_embedding_size": 8, "knn_k": 5, "epochs": 25, "learning_rate": 0.02,
         "patience": 25}
