@@ -28,6 +28,7 @@ from prismrec.data.splits import leave_one_out  # noqa: E402
 from prismrec.evaluation.evaluator import Evaluator  # noqa: E402
 from prismrec.io import atomic_write_json  # noqa: E402
 from prismrec.models import FoundationRecommender, SASRec  # noqa: E402
+from prismrec.provenance import run_provenance  # noqa: E402
 
 METRICS = ("hit@5", "ndcg@5", "hit@10", "ndcg@10")
 
@@ -71,6 +72,7 @@ def main() -> None:
     previous = json.loads((args.out / "results.json").read_text()) if (args.out / "results.json").is_file() else {}
     results = {"data": args.data, "max_users": args.max_users, "split": "leave_one_out (test input includes the validation item)",
                "protocol": "full ranking over all items", "threads": args.threads,
+               "arguments": {key: str(value) for key, value in vars(args).items()}, "provenance": run_provenance(),
                "models": previous.get("models", {}) if args.only else {}}
     runs = [
         ("sasrec-ce", SASRec(loss="ce", epochs=args.sasrec_epochs, patience=3, dropout=0.3)),

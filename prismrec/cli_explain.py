@@ -32,8 +32,11 @@ def explanations(
         from prismrec.data.loaders.amazon import load_amazon_review_texts
         from prismrec.foundation.explanation import NearestReview, score_explanations, split_reviews
         from prismrec.foundation.generator import ExplanationGenerator
+        from prismrec.cli_foundation import _run_record
         from prismrec.io import atomic_write_frame, atomic_write_json, atomic_write_text
+        from prismrec.provenance import run_provenance
 
+        at_start = run_provenance()
         cli._setup(threads)
         frame = load_amazon_review_texts(reviews)
         if max_reviews:
@@ -58,7 +61,9 @@ def explanations(
                   for name, texts in outputs.items()}
         report = {"data": str(reviews), "target": "the review's summary line", "split": "random 8:1:1 reviews",
                   "test_reviews": len(test), "dropped_unknown": split.dropped, "fit_seconds": round(fit_seconds, 1),
-                  "tuning": generator.tuning_report_, "scores": scores}
+                  "tuning": generator.tuning_report_, "scores": scores,
+                  **_run_record(at_start, {"reviews": str(reviews), "max_reviews": max_reviews, "seed": seed,
+                                          "threads": threads, "generator": generator.params})}
         atomic_write_json(out / "results.json", report)
         lines = ["# Explanations: review summary lines", "", f"{len(test)} test reviews of {reviews}", "",
                  "| method | BLEU-4 | ROUGE-1 | ROUGE-2 | ROUGE-L | distinct outputs |", "|---|---|---|---|---|---|"]

@@ -45,6 +45,14 @@ def _evaluation_report(model, split, name: str, ks, metrics, sampled_negatives: 
     return report, full
 
 
+def _run_record(started: dict, config: dict) -> dict:
+    """The reproducibility fields every results file carries: the full config (seeds included),
+    and the version, commit and date the run started from, with the date it finished."""
+    from prismrec.provenance import run_provenance
+
+    return {"config": config, "provenance": {**started, "finished": run_provenance()["date"]}}
+
+
 def _write_report(run: Path, report: dict, title: str) -> None:
     from prismrec.evaluation.report import markdown_table
     from prismrec.io import atomic_write_json, atomic_write_text
@@ -79,8 +87,12 @@ def train(
     def run() -> None:
         from prismrec.config import load_config
         from prismrec.io import atomic_write_json
-        from prismrec.pipeline import build_models, compute_features, fit_model, load_data, split_data, write_split
+        from dataclasses import asdict
 
+        from prismrec.pipeline import build_models, compute_features, fit_model, load_data, split_data, write_split
+        from prismrec.provenance import run_provenance
+
+        started = run_provenance()
         cli._setup(None)
         cfg = load_config(config)
         cli._setup(cfg.threads)
@@ -98,11 +110,17 @@ def train(
         features = compute_features(cfg, dataset, progress=cli._progress(progress), log=cli._log)
         seconds = fit_model(entry, fitted, split, features, progress=cli._progress(progress))
         fitted.save(out / "model")
+        record = {"source": str(config), "name": cfg.name, "data": asdict(cfg.data), "split": asdict(cfg.split),
+                  "features": {n: asdict(f) for n, f in cfg.features.items()}, "evaluation": asdict(cfg.evaluation),
+                  "threads": cfg.threads, "model": entry.name, "params": fitted.get_params(),
+                  "seed": fitted.get_params().get("seed"), "sampled_negatives": sampled_negatives}
         atomic_write_json(out / "run.json", {"config": str(config), "model": entry.name, "fit_seconds": seconds,
-                                             "params": fitted.get_params()})
+                                             "params": fitted.get_params(), "run_config": record,
+                                             "provenance": started})
         report, _ = _evaluation_report(fitted, split, entry.name, cfg.evaluation.ks, cfg.evaluation.metrics,
                                        sampled_negatives)
         report["models"][entry.name]["fit_seconds"] = round(seconds, 1)
+        report.update(_run_record(started, record))
         _write_report(out, report, f"{cfg.name}: {entry.name}")
         cli.console.print(f"trained {entry.name} in {seconds:.1f}s; wrote {out}/results.json, results.md, model/")
 
@@ -124,7 +142,9 @@ def evaluate(
     def run() -> None:
         from prismrec.models.base import Recommender
         from prismrec.pipeline import load_saved_split
+        from prismrec.provenance import run_provenance
 
+        at_start = run_provenance()
         cli._setup(None)
         if not (run_dir / "model" / "config.json").is_file():
             raise FileNotFoundError(f"{run_dir}: no trained model here (expected model/config.json); "
@@ -143,6 +163,11 @@ def evaluate(
                                           ("hit", "ndcg", "recall"), sampled_negatives)
         report["evaluate_seconds"] = round(time.perf_counter() - started, 1)
         report["template"] = model.eval_template
+        trained = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+        report.update(_run_record(at_start, {"trained_with": trained.get("run_config", trained.get("config")),
+                                            "trained_provenance": trained.get("provenance"), "ks": ks,
+                                            "sampled_negatives": sampled_negatives, "template": model.eval_template,
+                                            "params": model.get_params()}))
         _write_report(run_dir, report, f"{run_dir.name}: evaluation")
         cli.out_console.print_json(json.dumps({"protocol": full.protocol, "metrics": full.summary}))
 

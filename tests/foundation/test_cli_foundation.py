@@ -41,6 +41,10 @@ def test_train_checkpoints_resumes_and_evaluate_rewrites_results(tmp_path):
     entry = report["models"]["fm"]
     assert "hit@10" in entry["metrics"] and "hit@10/sampled5" in entry["sampled_metrics"]
     assert "collaborative ids" in (run / "results.md").read_text()
+    # reproducible from the file: the full config with its seed, the version, commit and dates
+    assert report["config"]["source"] == str(config) and report["config"]["seed"] == 0
+    assert report["config"]["params"]["preset"] == "tiny" and report["config"]["split"]["strategy"] == "leave_one_out"
+    assert {"prismrec_version", "git_commit", "date", "finished"} <= set(report["provenance"])
     assert set(report["direct"]["summary"]) == {"hit@5/sampled5", "ndcg@5/sampled5"}  # the direct task, VIP5's protocol, labelled
     assert "direct task, sampled: 1 positive + 5" in (run / "results.md").read_text()
     again = runner.invoke(app, ["foundation", "train", str(config), "--out", str(run), "--no-progress",
@@ -53,7 +57,9 @@ def test_train_checkpoints_resumes_and_evaluate_rewrites_results(tmp_path):
     zero_shot = runner.invoke(app, ["foundation", "evaluate", str(run), "--sampled-negatives", "5",
                                     "--template", "sequential-5"])  # a held-out template
     assert zero_shot.exit_code == 0, zero_shot.output
-    assert json.loads((run / "results.json").read_text())["template"] == "sequential-5"
+    rewritten = json.loads((run / "results.json").read_text())
+    assert rewritten["template"] == "sequential-5" and rewritten["config"]["template"] == "sequential-5"
+    assert rewritten["config"]["trained_with"]["params"]["preset"] == "tiny" and "date" in rewritten["provenance"]
     missing = runner.invoke(app, ["foundation", "evaluate", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "no trained model here" in missing.output
 
@@ -76,7 +82,10 @@ def test_explanations_are_trained_scored_and_explained(tmp_path):
     result = runner.invoke(app, ["foundation", "explanations", "--out", str(run), "--reviews", str(reviews),
                                  "--preset", "tiny", "--epochs", "30", "--learning-rate", "0.01"])
     assert result.exit_code == 0, result.output
-    scores = json.loads((run / "results.json").read_text())["scores"]
+    written = json.loads((run / "results.json").read_text())
+    scores = written["scores"]
+    assert written["config"]["generator"]["epochs"] == 30 and written["config"]["seed"] == 0
+    assert "git_commit" in written["provenance"] and "finished" in written["provenance"]
     assert scores["foundation (T5, trained templates)"]["rougeL"] > 90  # it learned each item's phrase
     assert scores["foundation (T5, trained templates)"]["distinct_outputs"] == 2  # both phrases, per item
     constant = scores["most common training summary (constant baseline)"]
